@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets up the machine and runs the whole test suite (format, lints, unit and integration
+# tests on real GStreamer pipelines). Tests that use ../shared/media skip, saying so, where
+# it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked

@@ -1,0 +1,368 @@
+//! Streaming scan of one Matroska/WebM container (the edge that reads bytes).
+//!
+//! Reads tags one at a time with `webm-iterable`, never holding more than one block (or
+//! block group) in memory, and copes with what live capture writes: clusters of unknown
+//! size, no `Duration`, no `Cues`, a truncated tail (reported, what was read is kept),
+//! negative timestamps, laced blocks, block groups, and H.264 in decode order.
+
+use std::io::Read;
+
+use webm_iterable::WebmIterator;
+use webm_iterable::errors::TagIteratorError;
+use webm_iterable::matroska_spec::{Block, Master, MatroskaSpec, SimpleBlock};
+
+use super::bitstream::{self, Dimensions};
+use super::track::TrackScan;
+use super::{Codec, ContainerReport, InspectOptions, TrackKind, TrackReport};
+use crate::error::{Error, Result};
+
+/// No frame of a call recording comes near this; a larger tag is damage (or hostility) and
+/// must not make us allocate.
+const MAX_TAG_SIZE: usize = 64 << 20;
+
+/// A track as its header describes it, and what we have read of it so far.
+struct Track {
+    number: u64,
+    kind: TrackKind,
+    codec: Codec,
+    codec_id: String,
+    sample_rate: Option<f64>,
+    channels: Option<u64>,
+    /// H.264 NAL length size (from avcC).
+    nal_length_size: usize,
+    /// Opus pre-skip from the OpusHead in CodecPrivate.
+    pre_skip: Option<u32>,
+    scan: TrackScan,
+}
+
+/// Counts the bytes the scanner pulls from its source.
+struct Counting<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Scans one container. `filename` is only used in messages.
+pub fn scan<R: Read>(source: R, filename: &str, opts: &InspectOptions) -> Result<ContainerReport> {
+    let counting = Counting {
+        inner: source,
+        bytes: 0,
+    };
+    let mut tags = WebmIterator::new(
+        counting,
+        &[
+            MatroskaSpec::TrackEntry(Master::Start),
+            MatroskaSpec::BlockGroup(Master::Start),
+        ],
+    );
+    tags.set_max_allowable_tag_size(Some(MAX_TAG_SIZE));
+
+    let not_matroska = |reason: String| Error::NotMatroska {
+        filename: filename.to_owned(),
+        reason,
+    };
+
+    let mut doc_type: Option<String> = None;
+    let mut timestamp_scale: i64 = 1_000_000;
+    let mut has_duration = false;
+    let mut has_cues = false;
+    let mut tracks: Vec<Track> = Vec::new();
+    let mut tracks_seen = false;
+    let mut cluster_ts: i64 = 0;
+    let mut truncated: Option<String> = None;
+    let mut first_tag = true;
+
+    while let Some(item) = tags.next() {
+        let tag = match item {
+            Ok(tag) => tag,
+            Err(e) => {
+                if !tracks_seen {
+                    return Err(not_matroska(describe(&e)));
+                }
+                truncated = Some(match e {
+                    TagIteratorError::UnexpectedEOF { tag_start, .. } => {
+                        format!("file ends inside an element that starts at byte {tag_start}")
+                    }
+                    other => format!(
+                        "unreadable from byte {}: {}",
+                        tags.last_emitted_tag_offset(),
+                        describe(&other)
+                    ),
+                });
+                break;
+            }
+        };
+        if first_tag {
+            if !matches!(tag, MatroskaSpec::Ebml(_)) {
+                return Err(not_matroska("does not start with an EBML header".into()));
+            }
+            first_tag = false;
+        }
+        match tag {
+            MatroskaSpec::DocType(t) => doc_type = Some(t),
+            MatroskaSpec::TimestampScale(v) => {
+                timestamp_scale = i64::try_from(v)
+                    .ok()
+                    .filter(|&v| v > 0)
+                    .ok_or_else(|| not_matroska(format!("invalid TimestampScale {v}")))?;
+            }
+            MatroskaSpec::Duration(_) => has_duration = true,
+            MatroskaSpec::Cues(_) => has_cues = true,
+            MatroskaSpec::Tracks(Master::End) => tracks_seen = true,
+            MatroskaSpec::TrackEntry(Master::Full(children)) => {
+                if let Some(track) = parse_track(&children, filename, opts)? {
+                    tracks.push(track);
+                }
+            }
+            MatroskaSpec::Cluster(Master::Start) => {
+                tracks_seen = true;
+                cluster_ts = 0;
+            }
+            MatroskaSpec::Timestamp(v) => cluster_ts = i64::try_from(v).unwrap_or(i64::MAX / 4),
+            MatroskaSpec::SimpleBlock(data) => {
+                let block =
+                    SimpleBlock::try_from(data.as_slice()).map_err(|e| corrupt(filename, e))?;
+                let frames = block.read_frame_data().map_err(|e| corrupt(filename, e))?;
+                let time = (cluster_ts + i64::from(block.timestamp)) * timestamp_scale;
+                add_block(
+                    &mut tracks,
+                    block.track,
+                    time,
+                    block.keyframe,
+                    frames.iter().map(|f| f.data),
+                );
+            }
+            MatroskaSpec::BlockGroup(Master::Full(children)) => {
+                let keyframe = !children
+                    .iter()
+                    .any(|c| matches!(c, MatroskaSpec::ReferenceBlock(_)));
+                for child in &children {
+                    if let MatroskaSpec::Block(data) = child {
+                        let block =
+                            Block::try_from(data.as_slice()).map_err(|e| corrupt(filename, e))?;
+                        let frames = block.read_frame_data().map_err(|e| corrupt(filename, e))?;
+                        let time = (cluster_ts + i64::from(block.timestamp)) * timestamp_scale;
+                        add_block(
+                            &mut tracks,
+                            block.track,
+                            time,
+                            keyframe,
+                            frames.iter().map(|f| f.data),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if first_tag {
+        return Err(not_matroska("the file is empty".into()));
+    }
+    if !tracks_seen {
+        return Err(not_matroska("no Tracks element".into()));
+    }
+
+    let bytes_read = tags.into_inner().bytes;
+    let tracks = tracks
+        .into_iter()
+        .map(|mut t| {
+            t.scan.finish();
+            TrackReport::from_scan(
+                t.number,
+                t.kind,
+                t.codec,
+                t.codec_id,
+                t.sample_rate,
+                t.channels,
+                t.pre_skip,
+                &t.scan,
+            )
+        })
+        .collect();
+    Ok(ContainerReport {
+        container: doc_type.unwrap_or_else(|| "matroska".into()),
+        has_duration,
+        has_cues,
+        truncated,
+        bytes_read,
+        tracks,
+    })
+}
+
+fn describe(e: &TagIteratorError) -> String {
+    match e {
+        TagIteratorError::ReadError { source } => format!("read error: {source}"),
+        other => other.to_string(),
+    }
+}
+
+fn corrupt(filename: &str, e: impl std::fmt::Display) -> Error {
+    Error::CorruptMedia {
+        filename: filename.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Feeds one block's frames to its track. Laced audio frames follow each other by their
+/// own durations.
+fn add_block<'a>(
+    tracks: &mut [Track],
+    number: u64,
+    block_time: i64,
+    container_keyframe: bool,
+    frames: impl Iterator<Item = &'a [u8]>,
+) {
+    let Some(track) = tracks.iter_mut().find(|t| t.number == number) else {
+        return; // a block for a track we do not follow (subtitles, or an undeclared track)
+    };
+    let mut time = block_time;
+    for frame in frames {
+        let (keyframe, size) = match track.codec {
+            Codec::Vp8 => {
+                let size = bitstream::vp8_keyframe_dimensions(frame);
+                (container_keyframe || size.is_some(), size)
+            }
+            Codec::H264 => h264_frame_facts(frame, track.nal_length_size, container_keyframe),
+            _ => (container_keyframe, None),
+        };
+        let duration = (track.codec == Codec::Opus).then(|| {
+            let samples = bitstream::opus_packet_samples(frame).unwrap_or(960);
+            i64::from(samples) * 1_000_000_000 / 48_000
+        });
+        track.scan.push(time, duration, keyframe, size);
+        time += duration.unwrap_or(0);
+    }
+}
+
+/// Key frame (an IDR slice) and picture size (from an in-band SPS) of one H.264 access unit.
+fn h264_frame_facts(
+    frame: &[u8],
+    nal_length_size: usize,
+    container_keyframe: bool,
+) -> (bool, Option<Dimensions>) {
+    let mut keyframe = container_keyframe;
+    let mut size = None;
+    for nal in bitstream::avc_nal_units(frame, nal_length_size) {
+        match bitstream::h264_nal_type(nal) {
+            Some(5) => keyframe = true,
+            Some(7) => size = size.or_else(|| bitstream::h264_sps_dimensions(nal)),
+            _ => {}
+        }
+    }
+    (keyframe, size)
+}
+
+/// Reads a TrackEntry; `None` for track types mosaic does not follow (subtitles, …).
+fn parse_track(
+    children: &[MatroskaSpec],
+    filename: &str,
+    opts: &InspectOptions,
+) -> Result<Option<Track>> {
+    let mut number = None;
+    let mut track_type = None;
+    let mut codec_id = None;
+    let mut codec_private: Option<&[u8]> = None;
+    let (mut width, mut height) = (None, None);
+    let (mut sample_rate, mut channels) = (None, None);
+    for child in children {
+        match child {
+            MatroskaSpec::TrackNumber(n) => number = Some(*n),
+            MatroskaSpec::TrackType(t) => track_type = Some(*t),
+            MatroskaSpec::CodecID(c) => codec_id = Some(c.clone()),
+            MatroskaSpec::CodecPrivate(p) => codec_private = Some(p.as_slice()),
+            MatroskaSpec::Video(Master::Full(v)) => {
+                for c in v {
+                    match c {
+                        MatroskaSpec::PixelWidth(w) => width = u32::try_from(*w).ok(),
+                        MatroskaSpec::PixelHeight(h) => height = u32::try_from(*h).ok(),
+                        _ => {}
+                    }
+                }
+            }
+            MatroskaSpec::Audio(Master::Full(a)) => {
+                for c in a {
+                    match c {
+                        MatroskaSpec::SamplingFrequency(f) => sample_rate = Some(*f),
+                        MatroskaSpec::Channels(n) => channels = Some(*n),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let corrupt_header = |what: &str| Error::CorruptMedia {
+        filename: filename.to_owned(),
+        reason: format!("track header without {what}"),
+    };
+    let number = number.ok_or_else(|| corrupt_header("TrackNumber"))?;
+    let codec_id = codec_id.ok_or_else(|| corrupt_header("CodecID"))?;
+    let kind = match track_type {
+        Some(1) => TrackKind::Video,
+        Some(2) => TrackKind::Audio,
+        _ => return Ok(None),
+    };
+    let codec = Codec::from_codec_id(&codec_id).ok_or_else(|| Error::UnsupportedCodec {
+        filename: filename.to_owned(),
+        track: number,
+        codec: codec_id.clone(),
+    })?;
+    let mut header_size = match (width, height) {
+        (Some(width), Some(height)) => Some(Dimensions { width, height }),
+        _ => None,
+    };
+    let mut nal_length_size = 4;
+    if codec == Codec::H264
+        && let Some(cfg) = codec_private.and_then(bitstream::parse_avcc)
+    {
+        nal_length_size = cfg.nal_length_size;
+        if let Some(size) = cfg
+            .sps
+            .first()
+            .and_then(|s| bitstream::h264_sps_dimensions(s))
+        {
+            header_size = Some(size);
+        }
+    }
+    // OpusHead: "OpusHead", version, channels, pre-skip (u16 LE), … (RFC 7845 section 5.1).
+    let pre_skip = match (codec, codec_private) {
+        (Codec::Opus, Some(head)) if head.len() >= 12 && head.starts_with(b"OpusHead") => {
+            Some(u32::from(u16::from_le_bytes([head[10], head[11]])))
+        }
+        _ => None,
+    };
+    let threshold_ms = match kind {
+        TrackKind::Video => opts.video_gap_ms,
+        TrackKind::Audio => opts.audio_gap_ms,
+    };
+    Ok(Some(Track {
+        number,
+        kind,
+        codec,
+        codec_id,
+        sample_rate: if kind == TrackKind::Audio {
+            sample_rate.or(Some(8000.0))
+        } else {
+            None
+        },
+        channels: if kind == TrackKind::Audio {
+            channels.or(Some(1))
+        } else {
+            None
+        },
+        nal_length_size,
+        pre_skip,
+        scan: TrackScan::new(
+            threshold_ms.saturating_mul(1_000_000),
+            codec == Codec::H264,
+            header_size,
+        ),
+    }))
+}

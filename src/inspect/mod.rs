@@ -1,0 +1,352 @@
+//! Container inspection: what is really in each media file of an archive.
+//!
+//! [`inspect_archive`] opens an archive, lays out its timeline and scans every container
+//! (tracks, codecs, sizes, first/last timestamps, frame counts and every gap in presentation
+//! time). [`ArchiveReport`] is the result; its JSON form is a contract (see `mosaic inspect
+//! --json`).
+
+pub mod bitstream;
+pub mod matroska;
+pub mod svg;
+pub mod table;
+pub mod track;
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::archive::Archive;
+use crate::error::Result;
+use crate::timeline::{Timeline, VideoType};
+use track::TrackScan;
+
+/// Thresholds of inspection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InspectOptions {
+    /// A jump between consecutive video frames larger than this is a gap.
+    pub video_gap_ms: i64,
+    /// A jump between consecutive audio packets larger than this is a gap.
+    pub audio_gap_ms: i64,
+}
+
+impl Default for InspectOptions {
+    fn default() -> Self {
+        InspectOptions {
+            video_gap_ms: 250,
+            audio_gap_ms: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+/// The codecs mosaic reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    Vp8,
+    Vp9,
+    H264,
+    Opus,
+}
+
+impl Codec {
+    /// From a Matroska `CodecID`; `None` for codecs mosaic does not handle.
+    pub fn from_codec_id(id: &str) -> Option<Codec> {
+        match id {
+            "V_VP8" => Some(Codec::Vp8),
+            "V_VP9" => Some(Codec::Vp9),
+            "V_MPEG4/ISO/AVC" => Some(Codec::H264),
+            "A_OPUS" => Some(Codec::Opus),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Vp8 => "vp8",
+            Codec::Vp9 => "vp9",
+            Codec::H264 => "h264",
+            Codec::Opus => "opus",
+        }
+    }
+}
+
+/// A gap between two consecutive frames, in the container's own milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The last frame before the gap.
+    pub from_ms: i64,
+    /// The first frame after the gap.
+    pub to_ms: i64,
+}
+
+/// A picture size that holds from `at_ms` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Resolution {
+    pub at_ms: i64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One track of a container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackReport {
+    pub number: u64,
+    pub kind: TrackKind,
+    pub codec: Codec,
+    pub codec_id: String,
+    /// The first picture size (video).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Every later change of picture size (video).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolution_changes: Vec<Resolution>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u64>,
+    /// Opus: samples (at 48 kHz) the decoder drops at the start (OpusHead pre-skip); decoded
+    /// audio starts this much after the first packet's timestamp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pre_skip: Option<u32>,
+    /// First and last presentation time, container ms; `None` for a track without frames.
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+    pub frames: u64,
+    pub keyframes: u64,
+    /// Frames whose timestamp went backwards (beyond decode-order reordering).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub backwards_timestamps: u64,
+    pub gaps: Vec<Gap>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Nanoseconds to whole milliseconds, rounding down (so -0.5 ms is -1 ms).
+fn ns_to_ms(ns: i64) -> i64 {
+    ns.div_euclid(1_000_000)
+}
+
+impl TrackReport {
+    #[allow(clippy::too_many_arguments)]
+    fn from_scan(
+        number: u64,
+        kind: TrackKind,
+        codec: Codec,
+        codec_id: String,
+        sample_rate: Option<f64>,
+        channels: Option<u64>,
+        pre_skip: Option<u32>,
+        scan: &TrackScan,
+    ) -> TrackReport {
+        TrackReport {
+            number,
+            kind,
+            codec,
+            codec_id,
+            width: scan.initial_size.map(|d| d.width),
+            height: scan.initial_size.map(|d| d.height),
+            resolution_changes: scan
+                .size_changes
+                .iter()
+                .map(|c| Resolution {
+                    at_ms: ns_to_ms(c.at),
+                    width: c.size.width,
+                    height: c.size.height,
+                })
+                .collect(),
+            sample_rate,
+            channels,
+            pre_skip,
+            first_ms: scan.first.map(ns_to_ms),
+            last_ms: scan.last().map(ns_to_ms),
+            frames: scan.frames,
+            keyframes: scan.keyframes,
+            backwards_timestamps: scan.backwards,
+            gaps: scan
+                .gaps
+                .iter()
+                .map(|g| Gap {
+                    from_ms: ns_to_ms(g.from),
+                    to_ms: ns_to_ms(g.to),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What one container holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerReport {
+    /// The EBML DocType: `webm` or `matroska`.
+    pub container: String,
+    pub has_duration: bool,
+    pub has_cues: bool,
+    /// Why reading stopped early, when the file is truncated or damaged at its tail.
+    pub truncated: Option<String>,
+    pub bytes_read: u64,
+    pub tracks: Vec<TrackReport>,
+}
+
+impl ContainerReport {
+    /// From the earliest first frame to the latest last frame of any track, in ms.
+    pub fn duration_ms(&self) -> Option<i64> {
+        let first = self.tracks.iter().filter_map(|t| t.first_ms).min()?;
+        let last = self.tracks.iter().filter_map(|t| t.last_ms).max()?;
+        Some(last - first)
+    }
+
+    pub fn track(&self, kind: TrackKind) -> Option<&TrackReport> {
+        self.tracks.iter().find(|t| t.kind == kind)
+    }
+}
+
+/// Scans one container from any reader.
+pub fn inspect_container<R: Read>(
+    source: R,
+    filename: &str,
+    opts: &InspectOptions,
+) -> Result<ContainerReport> {
+    matroska::scan(source, filename, opts)
+}
+
+/// The archive as a whole: the `mosaic inspect --json` contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArchiveReport {
+    pub archive: ArchiveInfo,
+    /// `[first_start_ms, last_stop_ms]` on the archive timeline; `null` without streams.
+    pub span_ms: Option<[i64; 2]>,
+    pub streams: Vec<StreamReport>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArchiveInfo {
+    pub id: String,
+    pub name: Option<String>,
+    pub created_at_ms: i64,
+    /// The manifest's entry name in the ZIP.
+    pub manifest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamReport {
+    pub stream_id: String,
+    pub label: String,
+    pub video_type: VideoType,
+    pub start_ms: i64,
+    pub stop_ms: i64,
+    /// Merged `[start, stop]` intervals during which the stream is on the timeline.
+    pub presence_ms: Vec<[i64; 2]>,
+    pub segments: Vec<SegmentReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentReport {
+    /// 1-based position in the stream, in timeline order.
+    pub index: usize,
+    /// The `_N` of the file name, when it has one.
+    pub file_index: Option<u32>,
+    pub filename: String,
+    pub size: u64,
+    pub start_ms: i64,
+    pub stop_ms: i64,
+    pub container: String,
+    pub has_duration: bool,
+    pub has_cues: bool,
+    pub truncated: Option<String>,
+    /// The container's own duration (first to last frame of any track).
+    pub duration_ms: Option<i64>,
+    pub tracks: Vec<TrackReport>,
+}
+
+/// Opens the archive at `path` and inspects every container in it.
+pub fn inspect_archive(path: impl AsRef<Path>, opts: &InspectOptions) -> Result<ArchiveReport> {
+    let mut archive = Archive::open(path)?;
+    let timeline = archive.timeline();
+    let mut warnings: Vec<String> = archive.warnings().to_vec();
+    warnings.extend(timeline.warnings.iter().map(ToString::to_string));
+
+    let mut streams = Vec::with_capacity(timeline.streams.len());
+    for stream in &timeline.streams {
+        let mut segments = Vec::with_capacity(stream.segments.len());
+        for seg in &stream.segments {
+            for src in &seg.sources {
+                let size = archive.entry(&src.filename).map_or(0, |e| e.size);
+                let report =
+                    inspect_container(archive.open_entry(&src.filename)?, &src.filename, opts)?;
+                if let Some(why) = &report.truncated {
+                    warnings.push(format!(
+                        "{}: truncated: {why}; inspected what was readable",
+                        src.filename
+                    ));
+                }
+                segments.push(SegmentReport {
+                    index: seg.index,
+                    file_index: seg.file_index,
+                    filename: src.filename.clone(),
+                    size,
+                    start_ms: seg.start.0,
+                    stop_ms: seg.stop.0,
+                    container: report.container.clone(),
+                    has_duration: report.has_duration,
+                    has_cues: report.has_cues,
+                    truncated: report.truncated.clone(),
+                    duration_ms: report.duration_ms(),
+                    tracks: report.tracks,
+                });
+            }
+        }
+        streams.push(StreamReport {
+            stream_id: stream.id.clone(),
+            label: stream.label.clone(),
+            video_type: stream.video_type.clone(),
+            start_ms: stream.start().0,
+            stop_ms: stream.stop().0,
+            presence_ms: stream
+                .presence()
+                .iter()
+                .map(|i| [i.start.0, i.stop.0])
+                .collect(),
+            segments,
+        });
+    }
+    warnings.extend(duration_warnings(&timeline, &streams));
+
+    Ok(ArchiveReport {
+        archive: ArchiveInfo {
+            id: timeline.archive_id.clone(),
+            name: timeline.archive_name.clone(),
+            created_at_ms: timeline.created_at_ms,
+            manifest: archive.manifest_name().to_owned(),
+        },
+        span_ms: timeline.span().map(|s| [s.start.0, s.stop.0]),
+        streams,
+        warnings,
+    })
+}
+
+fn duration_warnings(timeline: &Timeline, streams: &[StreamReport]) -> Vec<String> {
+    timeline
+        .duration_warnings(|name| {
+            streams
+                .iter()
+                .flat_map(|s| &s.segments)
+                .find(|seg| seg.filename == name)
+                .and_then(|seg| seg.duration_ms)
+        })
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}

@@ -1,0 +1,120 @@
+//! Raw picture and sound of sample streams (pure, deterministic).
+//!
+//! A picture is the stream's colour with a dark vertical bar that moves one step a frame
+//! (so consecutive frames differ, as a camera's do); a sync mark's frame is white. The sound
+//! is a quiet tone (-24 dBFS) with loud 2 kHz beeps (-3 dBFS, [`BEEP_MS`] long) at the marks.
+
+use super::spec::{BEEP_MS, FramePlan, SAMPLE_RATE, SegmentPlan};
+
+/// Amplitude of the background tone (-24 dBFS).
+pub const TONE_AMPLITUDE: f64 = 0.063;
+/// Amplitude of a beep (-3 dBFS).
+pub const BEEP_AMPLITUDE: f64 = 0.708;
+pub const BEEP_HZ: f64 = 2_000.0;
+
+/// BT.601 limited-range Y, U, V of an RGB colour.
+pub fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
+    let (r, g, b) = (f64::from(r), f64::from(g), f64::from(b));
+    let y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0;
+    let u = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0;
+    let v = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0;
+    [y.round() as u8, u.round() as u8, v.round() as u8]
+}
+
+/// One I420 picture for `frame`.
+pub fn picture(frame: &FramePlan, color: [u8; 3]) -> Vec<u8> {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let [y, u, v] = if frame.flash {
+        [235, 128, 128]
+    } else {
+        rgb_to_yuv(color)
+    };
+    let mut buf = vec![0u8; w * h + 2 * cw * ch];
+    let (luma, chroma) = buf.split_at_mut(w * h);
+    luma.fill(y);
+    let (cb, cr) = chroma.split_at_mut(cw * ch);
+    cb.fill(u);
+    cr.fill(v);
+    if !frame.flash {
+        // A dark bar, w/16 wide, moving 4 px a frame.
+        let bar_w = (w / 16).max(2);
+        let x0 = (frame.index as usize * 4) % w;
+        for row in luma.chunks_exact_mut(w) {
+            for px in row.iter_mut().skip(x0).take(bar_w) {
+                *px = 40;
+            }
+        }
+    }
+    buf
+}
+
+/// `count` samples of S16 mono audio starting at segment sample `first`.
+pub fn audio(plan: &SegmentPlan, first: u64, count: usize) -> Vec<i16> {
+    let rate = f64::from(SAMPLE_RATE);
+    let beep_len = (BEEP_MS as u64) * u64::from(SAMPLE_RATE) / 1000;
+    (0..count as u64)
+        .map(|i| {
+            let n = first + i;
+            let t = n as f64 / rate;
+            let beeping = plan.beep_starts.iter().any(|&b| n >= b && n < b + beep_len);
+            let s = if beeping {
+                BEEP_AMPLITUDE * (std::f64::consts::TAU * BEEP_HZ * t).sin()
+            } else {
+                TONE_AMPLITUDE * (std::f64::consts::TAU * plan.tone_hz * t).sin()
+            };
+            (s * f64::from(i16::MAX)).round() as i16
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours() {
+        assert_eq!(rgb_to_yuv([0, 0, 0]), [16, 128, 128]);
+        assert_eq!(rgb_to_yuv([255, 255, 255]), [235, 128, 128]);
+        let [y, u, v] = rgb_to_yuv([255, 0, 0]);
+        assert!(y < 90 && u < 128 && v > 200);
+    }
+
+    #[test]
+    fn flash_frames_are_white_and_others_have_a_bar() {
+        let mut f = FramePlan {
+            pts_ns: 0,
+            duration_ns: 1,
+            width: 64,
+            height: 32,
+            flash: true,
+            index: 0,
+        };
+        let p = picture(&f, [0, 0, 255]);
+        assert_eq!(p.len(), 64 * 32 * 3 / 2);
+        assert!(p[..64 * 32].iter().all(|&y| y == 235));
+        f.flash = false;
+        let p = picture(&f, [0, 0, 255]);
+        assert_eq!(p[0], 40);
+        assert_eq!(p[10], rgb_to_yuv([0, 0, 255])[0]);
+    }
+
+    #[test]
+    fn beeps_are_loud_and_the_tone_quiet() {
+        let plan = SegmentPlan {
+            start_ms: 0,
+            duration_ms: 1000,
+            color: [0; 3],
+            tone_hz: 440.0,
+            frames: vec![],
+            beep_starts: vec![4800],
+            audio_mutes_ns: vec![],
+            audio: true,
+        };
+        let peak = |s: &[i16]| s.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        let a = audio(&plan, 0, 4800);
+        assert!(peak(&a) < 2100);
+        let b = audio(&plan, 4800, 4800);
+        assert!(peak(&b) > 22_000);
+    }
+}

@@ -1,0 +1,351 @@
+//! Helpers shared by the integration tests: sample specs, hand-made ZIPs, and a GStreamer
+//! decoder that measures what generated media really contains.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use mosaic::sample::{ArchiveSpec, ContainerKind, Resize, SegmentSpec, StreamSpec};
+use zip::write::SimpleFileOptions;
+
+pub fn segment(start_ms: i64, stop_ms: i64) -> SegmentSpec {
+    SegmentSpec {
+        start_ms,
+        stop_ms,
+        video_mutes: vec![],
+        audio_mutes: vec![],
+        resize: None,
+        no_audio: false,
+    }
+}
+
+pub fn stream(
+    id: &str,
+    color: [u8; 3],
+    marks_ms: Vec<i64>,
+    segments: Vec<SegmentSpec>,
+) -> StreamSpec {
+    StreamSpec {
+        id: id.into(),
+        label: Some(format!("{id} \"label\" ü")),
+        video_type: "camera".into(),
+        width: 160,
+        height: 120,
+        color,
+        tone_hz: 440.0,
+        marks_ms,
+        segments,
+    }
+}
+
+pub fn archive(id: &str, container: ContainerKind, streams: Vec<StreamSpec>) -> ArchiveSpec {
+    ArchiveSpec {
+        id: id.into(),
+        name: "test".into(),
+        created_at: 1_600_000_000_000,
+        container,
+        fps: 30,
+        h264_bframes: 0,
+        video_kbps: 150,
+        streams,
+    }
+}
+
+/// The mutes-and-segments archive most inspection tests use: stream `m` has an audio mute
+/// 2000..3000 and a video mute 4000..5500 in one 8 s file and changes size at 6000; stream
+/// `s` comes in two segments, 500..3500 and 4500..8000.
+pub fn mutes_spec(container: ContainerKind) -> ArchiveSpec {
+    let mut m = segment(0, 8_000);
+    m.audio_mutes = vec![[2_000, 3_000]];
+    m.video_mutes = vec![[4_000, 5_500]];
+    m.resize = Some(Resize {
+        at_ms: 6_000,
+        width: 320,
+        height: 180,
+    });
+    archive(
+        &format!("mutes-{}", container.extension()),
+        container,
+        vec![
+            stream("m", [200, 30, 30], vec![1_000, 3_500, 6_500], vec![m]),
+            stream(
+                "s",
+                [30, 30, 200],
+                vec![1_000, 5_000],
+                vec![segment(500, 3_500), segment(4_500, 8_000)],
+            ),
+        ],
+    )
+}
+
+/// Writes `spec` to `dir/<id>.zip`.
+pub fn write_sample(dir: &Path, spec: &ArchiveSpec) -> PathBuf {
+    let path = dir.join(format!("{}.zip", spec.id));
+    mosaic::sample::write_archive(spec, &path).expect("sample archive");
+    path
+}
+
+/// One ZIP entry of a hand-made archive.
+pub enum Item<'a> {
+    Stored(&'a str, &'a [u8]),
+    Deflated(&'a str, &'a [u8]),
+    Dir(&'a str),
+}
+
+/// Writes a ZIP of `items` to `path`.
+pub fn write_zip(path: &Path, items: &[Item<'_>]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let deflated =
+        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for item in items {
+        match item {
+            Item::Stored(name, data) => {
+                zip.start_file(*name, stored).unwrap();
+                zip.write_all(data).unwrap();
+            }
+            Item::Deflated(name, data) => {
+                zip.start_file(*name, deflated).unwrap();
+                zip.write_all(data).unwrap();
+            }
+            Item::Dir(name) => zip.add_directory(*name, stored).unwrap(),
+        }
+    }
+    zip.finish().unwrap();
+}
+
+/// A one-file manifest.
+pub fn manifest_for(filename: &str, size: usize) -> String {
+    format!(
+        r#"{{"id":"x","createdAt":1,"files":[{{"streamId":"s","filename":"{filename}","size":{size},"startTimeOffset":0,"stopTimeOffset":1000,"videoType":"camera","connectionData":""}}]}}"#
+    )
+}
+
+/// The shared real captures, or `None` (with a note) where `../shared` is absent, as in a
+/// user's own clone. CI always has it.
+pub fn shared_media() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/media");
+    if dir.join("real-manifest.json").exists() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: ../shared/media (real browser captures) is not present");
+        None
+    }
+}
+
+/// Zips the real captures with their manifest into `dir/real.zip`.
+pub fn real_archive(media: &Path, dir: &Path) -> PathBuf {
+    let manifest = std::fs::read(media.join("real-manifest.json")).unwrap();
+    let names = [
+        "chrome52.webm",
+        "chrome57.webm",
+        "firefox53.webm",
+        "firefox55nightly.webm",
+    ];
+    let data: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(media.join(n)).unwrap())
+        .collect();
+    let mut items = vec![Item::Deflated(
+        "7c1a2f4e-real-capture-archive.json",
+        &manifest,
+    )];
+    for (n, d) in names.iter().zip(&data) {
+        items.push(Item::Stored(n, d));
+    }
+    let path = dir.join("real.zip");
+    write_zip(&path, &items);
+    path
+}
+
+/// What a decode of a media file measured.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// (presentation time ns, mean luma 0..255) of every decoded video frame.
+    pub frames: Vec<(u64, f64)>,
+    /// Decoded audio, mono f32 at 48 kHz, each buffer placed at its own timestamp (holes
+    /// between buffers filled with silence), and the time of the first sample.
+    pub audio: Vec<f32>,
+    pub audio_start_ns: u64,
+}
+
+impl Decoded {
+    /// Times (ms) at which the picture turns white (a sync flash), one per flash.
+    pub fn flashes_ms(&self) -> Vec<f64> {
+        let mut out = Vec::new();
+        let mut white = false;
+        for &(pts, luma) in &self.frames {
+            let now = luma > 200.0;
+            if now && !white {
+                out.push(pts as f64 / 1e6);
+            }
+            white = now;
+        }
+        out
+    }
+
+    /// Times (ms) at which a loud beep starts (a 2 ms window above half scale).
+    pub fn beeps_ms(&self) -> Vec<f64> {
+        let mut out: Vec<f64> = Vec::new();
+        let mut last_loud: Option<usize> = None;
+        for (i, s) in self.audio.iter().enumerate() {
+            if s.abs() > 0.5 {
+                if last_loud.is_none_or(|l| i - l > 4_800) {
+                    // A beep at 2 kHz peaks within a quarter period; step back to its start.
+                    let mut start = i;
+                    while start > 0 && i - start < 48 && self.audio[start - 1].abs() > 0.02 {
+                        start -= 1;
+                    }
+                    out.push(self.audio_start_ns as f64 / 1e6 + start as f64 / 48.0);
+                }
+                last_loud = Some(i);
+            }
+        }
+        out
+    }
+}
+
+/// Decodes a media file with GStreamer's decodebin: every video frame's mean luma and all
+/// audio as mono f32.
+pub fn decode(path: &Path) -> Decoded {
+    gst::init().unwrap();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc")
+        .property("location", path.to_str().unwrap())
+        .build()
+        .unwrap();
+    let decodebin = gst::ElementFactory::make("decodebin").build().unwrap();
+    pipeline.add_many([&src, &decodebin]).unwrap();
+    src.link(&decodebin).unwrap();
+
+    let video_sink = gst_app::AppSink::builder()
+        .caps(
+            &gst::Caps::builder("video/x-raw")
+                .field("format", "GRAY8")
+                .build(),
+        )
+        .sync(false)
+        .build();
+    let audio_sink = gst_app::AppSink::builder()
+        .caps(
+            &gst::Caps::builder("audio/x-raw")
+                .field("format", "F32LE")
+                .field("rate", 48_000i32)
+                .field("channels", 1i32)
+                .field("layout", "interleaved")
+                .build(),
+        )
+        .sync(false)
+        .build();
+    let pipeline_weak = pipeline.downgrade();
+    let (vs, aus) = (video_sink.clone(), audio_sink.clone());
+    decodebin.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = pipeline_weak.upgrade() else {
+            return;
+        };
+        let caps = pad.current_caps().unwrap();
+        let name = caps.structure(0).unwrap().name().to_string();
+        let (conv, sink): (Vec<gst::Element>, gst::Element) = if name.starts_with("video/") {
+            (
+                vec![gst::ElementFactory::make("videoconvert").build().unwrap()],
+                vs.clone().upcast(),
+            )
+        } else {
+            (
+                vec![
+                    gst::ElementFactory::make("audioconvert").build().unwrap(),
+                    gst::ElementFactory::make("audioresample").build().unwrap(),
+                ],
+                aus.clone().upcast(),
+            )
+        };
+        let mut chain = conv.clone();
+        chain.push(sink);
+        pipeline.add_many(&chain).unwrap();
+        gst::Element::link_many(&chain).unwrap();
+        for e in &chain {
+            e.sync_state_with_parent().unwrap();
+        }
+        pad.link(&conv[0].static_pad("sink").unwrap()).unwrap();
+    });
+
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Decoded::default()));
+    let o = out.clone();
+    video_sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buf = sample.buffer().unwrap();
+                let info = gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+                let map = buf.map_readable().unwrap();
+                let (w, h, stride) = (
+                    info.width() as usize,
+                    info.height() as usize,
+                    info.stride()[0] as usize,
+                );
+                let mut sum = 0u64;
+                for row in 0..h {
+                    sum += map[row * stride..row * stride + w]
+                        .iter()
+                        .map(|&v| u64::from(v))
+                        .sum::<u64>();
+                }
+                o.lock()
+                    .unwrap()
+                    .frames
+                    .push((buf.pts().unwrap().nseconds(), sum as f64 / (w * h) as f64));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let o = out.clone();
+    audio_sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buf = sample.buffer().unwrap();
+                let map = buf.map_readable().unwrap();
+                let mut d = o.lock().unwrap();
+                let pts = buf.pts().map_or(0, |p| p.nseconds());
+                if d.audio.is_empty() {
+                    d.audio_start_ns = pts;
+                }
+                let at = (pts.saturating_sub(d.audio_start_ns) as u128 * 48_000 / 1_000_000_000)
+                    as usize;
+                if at > d.audio.len() {
+                    let len = d.audio.len();
+                    d.audio.resize(len + (at - len), 0.0);
+                }
+                d.audio.extend(
+                    map.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+        match msg.view() {
+            gst::MessageView::Eos(..) => break,
+            gst::MessageView::Error(e) => {
+                pipeline.set_state(gst::State::Null).unwrap();
+                panic!(
+                    "decoding {}: {} ({:?})",
+                    path.display(),
+                    e.error(),
+                    e.debug()
+                );
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    std::mem::take(&mut *out.lock().unwrap())
+}
