@@ -94,6 +94,12 @@ pub enum Error {
 
     #[error("invalid sample description: {0}")]
     InvalidSpec(String),
+
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {
@@ -101,7 +107,7 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::Open { .. } => ErrorClass::NoInput,
-            Error::Write { .. } | Error::Gstreamer(_) => ErrorClass::Internal,
+            Error::Write { .. } | Error::Gstreamer(_) | Error::Cancelled => ErrorClass::Internal,
             _ => ErrorClass::BadInput,
         }
     }

@@ -11,8 +11,10 @@
 //! - [`output`]: files written under a temporary name and renamed only when complete.
 
 pub mod archive;
+pub mod compose;
 pub mod error;
 pub mod inspect;
+pub mod layout;
 pub mod output;
 pub mod sample;
 pub mod timeline;

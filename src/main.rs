@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use mosaic::compose::plan::VideoMutePolicy;
+use mosaic::compose::{self, ComposeOptions, Control, OutputFormat, Speed};
 use mosaic::inspect::{self, InspectOptions};
+use mosaic::layout::{CustomLayout, Layout};
 use mosaic::{ErrorClass, sample};
 
 const EXIT_CODES: &str = "\
@@ -19,7 +22,8 @@ Exit codes:
       or empty media file, an unknown codec); fix or replace the input, retrying won't help
   66  the input file cannot be found or opened
   70  internal failure: writing output failed, GStreamer or an element is missing; worth
-      retrying once the machine is fixed";
+      retrying once the machine is fixed
+  130 interrupted (Ctrl-C); no output was left behind";
 
 /// Turns Vonage/OpenTok individual-stream archives into something people can watch.
 #[derive(Parser)]
@@ -57,6 +61,73 @@ enum Command {
         #[arg(long, value_name = "MS", value_parser = clap::value_parser!(i64).range(1..))]
         min_gap_ms: Option<i64>,
     },
+    /// Compose a whole archive into one video: everybody where they were in time.
+    ///
+    /// One GStreamer pass: every segment is decoded once, enters at its place on the
+    /// archive timeline, and the grid, the audio mix and the encode happen together. Output
+    /// time 0 is the earliest startTimeOffset; the output lasts until the last
+    /// stopTimeOffset (or --from/--to on the archive timeline). Audio gaps become
+    /// silence; video gaps follow --video-mute. A stream keeps its tile between its
+    /// segments and shows its label on a dark tile while away. The output is written
+    /// under a temporary name and renamed only when complete.
+    ///
+    /// Examples:
+    ///   mosaic compose call.zip -o call.mp4
+    ///   mosaic compose call.zip -o call.webm --layout verticalPresentation --labels
+    ///   mosaic compose call.zip -o talk.m4a --from 1:30 --to 12:00
+    ///   mosaic compose call.zip -o call.mp4 --layout custom --layout-file regions.json
+    #[command(verbatim_doc_comment, after_long_help = EXIT_CODES)]
+    Compose {
+        /// The individual-stream archive (.zip).
+        archive: PathBuf,
+        /// The output file; its extension chooses the format (.mp4, .webm, .m4a, .opus).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// The output format, when the extension does not say.
+        #[arg(long, value_enum)]
+        format: Option<OutputFormat>,
+        /// bestFit (a grid, recomputed as people join and leave; a screen share gets the
+        /// large region), pip, verticalPresentation, horizontalPresentation, or custom
+        /// (with --layout-file).
+        #[arg(long, default_value = "bestFit", value_parser = parse_layout_name)]
+        layout: String,
+        /// A custom layout: {"regions": [{"x":0,"y":0,"w":0.5,"h":1,"z":0,"role":"screen"},
+        /// {"x":0.5,"y":0,"w":0.5,"h":1,"stream":"<streamId>"}]} (fractions of the canvas;
+        /// role is screen, camera or any).
+        #[arg(long, value_name = "FILE")]
+        layout_file: Option<PathBuf>,
+        /// Output size, WIDTHxHEIGHT, from 640x480 to 1920x1080.
+        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+        size: (i32, i32),
+        /// Output frame rate.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
+        fps: u32,
+        /// What a tile shows while its video is muted: the last frame (up to
+        /// --max-freeze, then the placeholder), black, or the placeholder at once.
+        #[arg(long, value_enum, default_value_t = MutePolicy::Freeze)]
+        video_mute: MutePolicy,
+        /// The longest a frozen frame is shown, in seconds.
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        max_freeze: f64,
+        /// Draw each stream's label on its video.
+        #[arg(long)]
+        labels: bool,
+        /// Start here on the archive timeline (seconds, or [h:]m:s[.ms]).
+        #[arg(long, value_parser = parse_time, value_name = "TIME")]
+        from: Option<i64>,
+        /// End here on the archive timeline (seconds, or [h:]m:s[.ms]).
+        #[arg(long, value_parser = parse_time, value_name = "TIME")]
+        to: Option<i64>,
+        /// Encoding effort.
+        #[arg(long, value_enum, default_value_t = Speed::Balanced)]
+        speed: Speed,
+        /// Constant quality, 0 (best) to 51; like x264's CRF.
+        #[arg(long, default_value_t = 23)]
+        quality: u32,
+        /// Print a JSON report on stdout when done.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a deterministic sample archive (for trying mosaic out, tests and benchmarks).
     ///
     /// Encodes synthetic streams with GStreamer: a coloured picture and a tone per stream,
@@ -83,6 +154,55 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MutePolicy {
+    Freeze,
+    Black,
+    Placeholder,
+}
+
+const LAYOUTS: [&str; 5] = [
+    "bestFit",
+    "pip",
+    "verticalPresentation",
+    "horizontalPresentation",
+    "custom",
+];
+
+fn parse_layout_name(s: &str) -> Result<String, String> {
+    LAYOUTS
+        .iter()
+        .find(|l| l.eq_ignore_ascii_case(s))
+        .map(|l| l.to_string())
+        .ok_or_else(|| format!("unknown layout {s:?}; choose one of {}", LAYOUTS.join(", ")))
+}
+
+fn parse_size(s: &str) -> Result<(i32, i32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<i32>()
+            .map_err(|_| format!("{s:?} is not WIDTHxHEIGHT"))
+    };
+    Ok((num(w)?, num(h)?))
+}
+
+/// Seconds (`90`, `90.5`) or `[h:]m:s[.ms]`, to archive milliseconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not a time (seconds, or [h:]m:s[.ms])");
+    let mut total = 0.0;
+    for part in s.split(':') {
+        let v: f64 = part.trim().parse().map_err(|_| bad())?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(bad());
+        }
+        total = total * 60.0 + v;
+    }
+    Ok((total * 1000.0).round() as i64)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -95,6 +215,14 @@ fn main() -> ExitCode {
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<mosaic::Error>(),
+            Some(mosaic::Error::Cancelled)
+        )
+    }) {
+        return 130;
+    }
     let class = err
         .chain()
         .find_map(|e| e.downcast_ref::<mosaic::Error>())
@@ -131,6 +259,105 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Compose {
+            archive,
+            output,
+            format,
+            layout,
+            layout_file,
+            size,
+            fps,
+            video_mute,
+            max_freeze,
+            labels,
+            from,
+            to,
+            speed,
+            quality,
+            json,
+        } => {
+            let layout = match (layout.as_str(), layout_file) {
+                ("custom", Some(path)) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    Layout::Custom(
+                        CustomLayout::parse(&text)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                    )
+                }
+                ("custom", None) => {
+                    return Err(mosaic::Error::InvalidOption(
+                        "--layout custom needs --layout-file".into(),
+                    )
+                    .into());
+                }
+                (_, Some(_)) => {
+                    return Err(mosaic::Error::InvalidOption(
+                        "--layout-file goes with --layout custom".into(),
+                    )
+                    .into());
+                }
+                ("pip", None) => Layout::Pip,
+                ("verticalPresentation", None) => Layout::VerticalPresentation,
+                ("horizontalPresentation", None) => Layout::HorizontalPresentation,
+                _ => Layout::BestFit,
+            };
+            let opts = ComposeOptions {
+                width: size.0,
+                height: size.1,
+                fps,
+                layout,
+                video_mute: match video_mute {
+                    MutePolicy::Freeze => VideoMutePolicy::Freeze,
+                    MutePolicy::Black => VideoMutePolicy::Black,
+                    MutePolicy::Placeholder => VideoMutePolicy::Placeholder,
+                },
+                max_freeze_ms: (max_freeze.max(0.0) * 1000.0).round() as i64,
+                from_ms: from,
+                to_ms: to,
+                labels,
+                format,
+                speed,
+                quality,
+            };
+            let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = cancel.clone();
+            let _ =
+                ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
+            let bar = progress_bar();
+            let progress = |pos: u64, total: u64| {
+                if let Some(bar) = &bar {
+                    bar.set_length(total);
+                    bar.set_position(pos);
+                }
+            };
+            let control = Control {
+                progress: Some(&progress),
+                cancel: Some(&cancel),
+            };
+            let result = compose::compose(&archive, &output, &opts, &control);
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            let report = result.with_context(|| format!("composing {}", archive.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                eprintln!(
+                    "wrote {} ({:.1} s, {} frames, {} streams) in {:.1} s, {:.1}x real time",
+                    report.output.display(),
+                    report.duration_ms as f64 / 1000.0,
+                    report.frames,
+                    report.streams,
+                    report.wall_ms as f64 / 1000.0,
+                    report.realtime_factor
+                );
+            }
+            Ok(())
+        }
         Command::Sample {
             output,
             preset,
@@ -162,4 +389,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A progress bar with ETA when stderr is a terminal; nothing otherwise.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(1);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} composing [{bar:40}] {percent:>3}% of {len}ms, {elapsed} elapsed, ETA {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
 }

@@ -231,6 +231,16 @@ pub struct ArchiveReport {
     pub warnings: Vec<String>,
 }
 
+impl ArchiveReport {
+    /// The inspection of one file, by name.
+    pub fn segment(&self, filename: &str) -> Option<&SegmentReport> {
+        self.streams
+            .iter()
+            .flat_map(|s| &s.segments)
+            .find(|seg| seg.filename == filename)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ArchiveInfo {
     pub id: String,
@@ -274,6 +284,11 @@ pub struct SegmentReport {
 /// Opens the archive at `path` and inspects every container in it.
 pub fn inspect_archive(path: impl AsRef<Path>, opts: &InspectOptions) -> Result<ArchiveReport> {
     let mut archive = Archive::open(path)?;
+    inspect_opened(&mut archive, opts)
+}
+
+/// Inspects every container of an opened archive.
+pub fn inspect_opened(archive: &mut Archive, opts: &InspectOptions) -> Result<ArchiveReport> {
     let timeline = archive.timeline();
     let mut warnings: Vec<String> = archive.warnings().to_vec();
     warnings.extend(timeline.warnings.iter().map(ToString::to_string));

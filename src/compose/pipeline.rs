@@ -1,0 +1,740 @@
+//! The one-pass GStreamer pipeline that composes an archive (the edge that runs GStreamer).
+//!
+//! ```text
+//! filesrc ! matroskademux ─ video ─ queue ! decoder [! textoverlay] ─┐
+//!                         └ audio ─ queue ! opusdec ! audioconvert ! audioresample ─┐
+//!   (one branch per segment file, each entering at its offset)      │              │
+//! videotestsrc (black, exact length) ───────────────────────────────┤              │
+//! placeholder per stream: videotestsrc ! textoverlay ! imagefreeze ─┤              │
+//!                       compositor ! capsfilter ! queue ! encoder ─┐     audiotestsrc (silence,
+//!                                                                  │     exact length) ─┤
+//!             audiomixer ! capsfilter ! audiodynamic (limiter) ! audioconvert ! queue ! encoder
+//!                                                                  └─ muxer ! filesink
+//! ```
+//!
+//! Every segment is decoded once and encoded once. Layout changes, placeholders and freeze
+//! limits are steps of compositor pad properties, applied from the pure [`Plan`] in the
+//! compositor's `samples-selected` signal, right before each output frame is blended.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::plan::{Plan, Spans};
+use super::{OutputFormat, Speed};
+use crate::error::{Error, Result};
+use crate::inspect::Codec;
+
+/// An extracted media file: its path and the codecs of its video and audio tracks.
+pub type MediaFile = (PathBuf, Option<Codec>, Option<Codec>);
+
+/// Pad properties of a layer: x, y, width, height, shown, z-order.
+type PadState = (i32, i32, i32, i32, bool, u32);
+
+/// What the pipeline needs besides the plan.
+pub struct PipelineInput<'a> {
+    pub plan: &'a Plan,
+    /// Extracted media by file name.
+    pub media: &'a dyn Fn(&str) -> Option<MediaFile>,
+    pub format: OutputFormat,
+    pub speed: Speed,
+    pub quality: u32,
+    pub labels: bool,
+    pub output: &'a Path,
+    pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// Facts of a finished run.
+pub struct PipelineOutcome {
+    pub frames: u64,
+}
+
+fn gst_err(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::Gstreamer(format!("{context}: {e}"))
+}
+
+fn make(factory: &str) -> Result<gst::Element> {
+    gst::ElementFactory::make(factory).build().map_err(|_| {
+        Error::Gstreamer(format!(
+            "element {factory:?} is missing; install the GStreamer plugin packages (scripts/install-deps.sh)"
+        ))
+    })
+}
+
+fn ms_to_ns(ms: i64) -> i64 {
+    ms.saturating_mul(1_000_000)
+}
+
+/// Sets the pipeline to `Null` on every exit path.
+struct Running(gst::Pipeline);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
+/// The z-order of a stream's layers: a tile's own z first, then the stream, placeholder
+/// below video.
+fn zorder(tile_z: u32, stream: usize, video: bool) -> u32 {
+    tile_z * 1_000 + (stream as u32) * 2 + 1 + u32::from(video)
+}
+
+/// A compositor pad and when it shows.
+struct Layer {
+    pad: gst::glib::WeakRef<gst::Pad>,
+    stream: usize,
+    visible: Spans,
+    video: bool,
+    /// The last values set, to touch properties only on change.
+    last: Mutex<Option<PadState>>,
+}
+
+/// Runs the whole composition and blocks until it has finished (or failed, or was cancelled).
+pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
+    gst::init().map_err(|e| gst_err("initialising GStreamer", e))?;
+    let plan = input.plan;
+    let pipeline = gst::Pipeline::new();
+    let running = Running(pipeline.clone());
+    let duration_ns = ms_to_ns(plan.duration_ms());
+    let frames = plan.frames();
+    let has_video = input.format.has_video();
+
+    // Sink side: encoders, muxer, file.
+    let mux = match input.format {
+        OutputFormat::Mp4 | OutputFormat::M4a => {
+            let m = make("mp4mux")?;
+            m.set_property("faststart", true);
+            m
+        }
+        OutputFormat::Webm => make("webmmux")?,
+        OutputFormat::Opus => make("oggmux")?,
+    };
+    let sink = make("filesink")?;
+    sink.set_property("location", input.output.to_string_lossy().to_string());
+    pipeline
+        .add_many([&mux, &sink])
+        .map_err(|e| gst_err("building", e))?;
+    mux.link(&sink).map_err(|e| gst_err("linking muxer", e))?;
+
+    let frame_counter = Arc::new(AtomicU64::new(0));
+    let compositor = if has_video {
+        Some(build_video_out(
+            &pipeline,
+            plan,
+            input,
+            &mux,
+            &frame_counter,
+        )?)
+    } else {
+        None
+    };
+    let mixer = build_audio_out(&pipeline, plan, input, &mux)?;
+
+    // Sources: exact-length base layers, placeholders, one branch per segment file.
+    let mut layers: Vec<Arc<Layer>> = Vec::new();
+    if let Some(comp) = &compositor {
+        add_base_video(&pipeline, comp, plan, frames)?;
+        for (i, stream) in plan.streams.iter().enumerate() {
+            if stream.placeholder_visible.intervals().is_empty() {
+                continue;
+            }
+            let pad = add_placeholder(&pipeline, comp, plan, &stream.label, frames)?;
+            layers.push(Arc::new(Layer {
+                pad: pad.downgrade(),
+                stream: i,
+                visible: stream.placeholder_visible.clone(),
+                video: false,
+                last: Mutex::new(None),
+            }));
+        }
+    }
+    add_base_audio(&pipeline, &mixer, plan)?;
+    for (i, stream) in plan.streams.iter().enumerate() {
+        for seg in &stream.segments {
+            let Some((path, vcodec, acodec)) = (input.media)(&seg.filename) else {
+                return Err(Error::MissingFile {
+                    filename: seg.filename.clone(),
+                });
+            };
+            let want_video = compositor.is_some() && seg.has_video && vcodec.is_some();
+            let want_audio = seg.has_audio && acodec.is_some();
+            if !want_video && !want_audio {
+                continue;
+            }
+            let video_pad = match (&compositor, want_video) {
+                (Some(comp), true) => {
+                    let pad = request_pad(comp)?;
+                    pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+                    pad.set_property("alpha", 0.0f64);
+                    pad.set_offset(ms_to_ns(seg.offset_ms));
+                    layers.push(Arc::new(Layer {
+                        pad: pad.downgrade(),
+                        stream: i,
+                        visible: seg.video_visible.clone(),
+                        video: true,
+                        last: Mutex::new(None),
+                    }));
+                    Some(pad)
+                }
+                _ => None,
+            };
+            let audio_pad = if want_audio {
+                let pad = request_pad(&mixer)?;
+                pad.set_offset(ms_to_ns(seg.offset_ms));
+                Some(pad)
+            } else {
+                None
+            };
+            let label = input.labels.then(|| stream.label.clone());
+            add_segment(
+                &pipeline,
+                &path,
+                SegmentBranch {
+                    video: video_pad.map(|p| (p, vcodec.unwrap_or(Codec::Vp8), label)),
+                    audio: audio_pad,
+                    end_ns: duration_ns - ms_to_ns(seg.offset_ms),
+                },
+            )?;
+        }
+    }
+
+    // Layer properties, frame by frame, from the plan.
+    if let Some(comp) = &compositor {
+        comp.set_property("emit-signals", true);
+        let streams = plan.streams.clone();
+        comp.connect("samples-selected", false, move |args| {
+            let pts = args.get(2).and_then(|v| v.get::<u64>().ok()).unwrap_or(0);
+            let t_ms = i64::try_from(pts / 1_000_000).unwrap_or(i64::MAX);
+            for layer in &layers {
+                apply(layer, &streams[layer.stream], t_ms);
+            }
+            None
+        });
+    }
+
+    // Go, and watch the bus.
+    pipeline.set_state(gst::State::Playing).map_err(|_| {
+        first_error(&pipeline)
+            .unwrap_or_else(|| gst_err("starting the pipeline", "state change failed"))
+    })?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| gst_err("pipeline", "no bus"))?;
+    loop {
+        if input.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(Error::Cancelled);
+        }
+        match bus.timed_pop(gst::ClockTime::from_mseconds(200)) {
+            Some(msg) => match msg.view() {
+                gst::MessageView::Eos(..) => break,
+                gst::MessageView::Error(err) => return Err(bus_error(err)),
+                _ => {}
+            },
+            None => {
+                if let (Some(progress), Some(pos)) =
+                    (input.progress, pipeline.query_position::<gst::ClockTime>())
+                {
+                    progress(pos.mseconds(), plan.duration_ms() as u64);
+                }
+            }
+        }
+    }
+    if let Some(progress) = input.progress {
+        progress(plan.duration_ms() as u64, plan.duration_ms() as u64);
+    }
+    drop(running);
+    Ok(PipelineOutcome {
+        frames: frame_counter.load(Ordering::Relaxed),
+    })
+}
+
+fn bus_error(err: &gst::message::Error) -> Error {
+    let who = err
+        .src()
+        .map(|s| s.path_string().to_string())
+        .unwrap_or_else(|| "pipeline".into());
+    let debug = err.debug().map(|d| d.to_string()).unwrap_or_default();
+    let debug = debug.lines().last().unwrap_or_default().to_owned();
+    Error::Gstreamer(format!(
+        "{who}: {}{}",
+        err.error(),
+        if debug.is_empty() {
+            String::new()
+        } else {
+            format!(" ({debug})")
+        }
+    ))
+}
+
+fn first_error(pipeline: &gst::Pipeline) -> Option<Error> {
+    let bus = pipeline.bus()?;
+    let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
+    match msg.view() {
+        gst::MessageView::Error(err) => Some(bus_error(err)),
+        _ => None,
+    }
+}
+
+/// Sets one layer's pad properties for output time `t_ms`.
+fn apply(layer: &Layer, stream: &super::plan::StreamLayer, t_ms: i64) {
+    let Some(pad) = layer.pad.upgrade() else {
+        return;
+    };
+    let tile = stream.tile_at(t_ms);
+    let shown = tile.is_some() && layer.visible.contains(t_ms);
+    let (x, y, w, h, z) = match tile {
+        Some(t) => (
+            t.rect.x,
+            t.rect.y,
+            t.rect.w.max(1),
+            t.rect.h.max(1),
+            zorder(t.z, layer.stream, layer.video),
+        ),
+        None => (0, 0, 1, 1, zorder(0, layer.stream, layer.video)),
+    };
+    let now = (x, y, w, h, shown, z);
+    let Ok(mut last) = layer.last.lock() else {
+        return;
+    };
+    if *last == Some(now) {
+        return;
+    }
+    pad.set_property("xpos", x);
+    pad.set_property("ypos", y);
+    pad.set_property("width", w);
+    pad.set_property("height", h);
+    pad.set_property("zorder", z);
+    pad.set_property("alpha", if shown { 1.0f64 } else { 0.0 });
+    *last = Some(now);
+}
+
+fn request_pad(aggregator: &gst::Element) -> Result<gst::Pad> {
+    aggregator
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| gst_err("requesting a pad", aggregator.name()))
+}
+
+fn link_chain(pipeline: &gst::Pipeline, chain: &[gst::Element]) -> Result<()> {
+    pipeline
+        .add_many(chain)
+        .map_err(|e| gst_err("building", e))?;
+    gst::Element::link_many(chain).map_err(|e| gst_err("linking", e))
+}
+
+fn caps_filter(caps: gst::Caps) -> Result<gst::Element> {
+    let f = make("capsfilter")?;
+    f.set_property("caps", caps);
+    Ok(f)
+}
+
+fn queue(max_time: Duration) -> Result<gst::Element> {
+    let q = make("queue")?;
+    q.set_property("max-size-buffers", 0u32);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", max_time.as_nanos() as u64);
+    Ok(q)
+}
+
+fn raw_video_caps(plan: &Plan) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", plan.width)
+        .field("height", plan.height)
+        .field("framerate", gst::Fraction::new(plan.fps as i32, 1))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+fn mixed_audio_caps() -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", "F32LE")
+        .field("rate", 48_000i32)
+        .field("channels", 2i32)
+        .field("layout", "interleaved")
+        .build()
+}
+
+/// compositor ! capsfilter ! queue ! encoder [! parser] ! muxer
+fn build_video_out(
+    pipeline: &gst::Pipeline,
+    plan: &Plan,
+    input: &PipelineInput<'_>,
+    mux: &gst::Element,
+    frame_counter: &Arc<AtomicU64>,
+) -> Result<gst::Element> {
+    let comp = make("compositor")?;
+    comp.set_property_from_str("background", "black");
+    comp.set_property("max-threads", 2u32);
+    let caps = caps_filter(raw_video_caps(plan))?;
+    let q = queue(Duration::from_secs(1))?;
+    let mut chain = vec![comp.clone(), caps, q];
+    match input.format {
+        OutputFormat::Mp4 => {
+            let enc = make("x264enc")?;
+            enc.set_property_from_str("speed-preset", input.speed.x264_preset());
+            enc.set_property_from_str("pass", "qual");
+            enc.set_property("quantizer", input.quality);
+            enc.set_property("key-int-max", plan.fps * 2);
+            chain.push(enc);
+            chain.push(caps_filter(
+                gst::Caps::builder("video/x-h264")
+                    .field("profile", "high")
+                    .build(),
+            )?);
+        }
+        OutputFormat::Webm => {
+            let enc = make("vp8enc")?;
+            enc.set_property("deadline", 1i64);
+            enc.set_property("cpu-used", input.speed.vp8_cpu_used());
+            enc.set_property("threads", 2i32);
+            enc.set_property_from_str("end-usage", "cq");
+            enc.set_property("cq-level", (input.quality as i32 / 2 + 4).clamp(4, 63));
+            enc.set_property("target-bitrate", 4_000_000i32);
+            enc.set_property("keyframe-max-dist", (plan.fps * 2) as i32);
+            chain.push(enc);
+        }
+        _ => unreachable_format()?,
+    }
+    link_chain(pipeline, &chain)?;
+    let last = chain
+        .last()
+        .ok_or_else(|| gst_err("building", "empty chain"))?;
+    last.link(mux)
+        .map_err(|e| gst_err("linking video to muxer", e))?;
+    if let Some(src) = comp.static_pad("src") {
+        let counter = frame_counter.clone();
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
+    Ok(comp)
+}
+
+fn unreachable_format() -> Result<()> {
+    Err(Error::Gstreamer(
+        "internal: video chain for an audio-only format".into(),
+    ))
+}
+
+/// audiomixer ! capsfilter ! audiodynamic ! audioconvert ! queue ! encoder ! muxer
+fn build_audio_out(
+    pipeline: &gst::Pipeline,
+    _plan: &Plan,
+    input: &PipelineInput<'_>,
+    mux: &gst::Element,
+) -> Result<gst::Element> {
+    let mixer = make("audiomixer")?;
+    // Resync at once to a buffer's timestamp after a gap: sound after a mute is heard
+    // where it was recorded.
+    mixer.set_property("discont-wait", 0u64);
+    let caps = caps_filter(mixed_audio_caps())?;
+    // The sum of streams is not attenuated by 1/N; a soft-knee limiter above -1 dBFS keeps
+    // it from clipping.
+    let limiter = make("audiodynamic")?;
+    limiter.set_property_from_str("characteristics", "soft-knee");
+    limiter.set_property_from_str("mode", "compressor");
+    limiter.set_property("threshold", 0.8f32);
+    limiter.set_property("ratio", 0.15f32);
+    let convert = make("audioconvert")?;
+    let q = queue(Duration::from_secs(1))?;
+    let mut chain = vec![mixer.clone(), caps, limiter, convert, q];
+    match input.format {
+        OutputFormat::Mp4 | OutputFormat::M4a => {
+            let enc = make("voaacenc")?;
+            enc.set_property("bitrate", 128_000i32);
+            chain.push(enc);
+        }
+        OutputFormat::Webm | OutputFormat::Opus => {
+            let enc = make("opusenc")?;
+            enc.set_property("bitrate", 128_000i32);
+            chain.push(enc);
+        }
+    }
+    link_chain(pipeline, &chain)?;
+    let last = chain
+        .last()
+        .ok_or_else(|| gst_err("building", "empty chain"))?;
+    last.link(mux)
+        .map_err(|e| gst_err("linking audio to muxer", e))?;
+    Ok(mixer)
+}
+
+/// A tiny black layer of exactly the output's length: the output lasts until the last
+/// `stopTimeOffset` even when the files end earlier.
+fn add_base_video(
+    pipeline: &gst::Pipeline,
+    comp: &gst::Element,
+    plan: &Plan,
+    frames: u64,
+) -> Result<()> {
+    let src = make("videotestsrc")?;
+    src.set_property_from_str("pattern", "black");
+    src.set_property("num-buffers", i32::try_from(frames).unwrap_or(i32::MAX));
+    let caps = caps_filter(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", 16i32)
+            .field("height", 16i32)
+            .field("framerate", gst::Fraction::new(plan.fps as i32, 1))
+            .build(),
+    )?;
+    link_chain(pipeline, &[src, caps.clone()])?;
+    let pad = request_pad(comp)?;
+    pad.set_property("zorder", 0u32);
+    caps.static_pad("src")
+        .ok_or_else(|| gst_err("linking", "capsfilter has no src pad"))?
+        .link(&pad)
+        .map_err(|e| gst_err("linking base layer", e))?;
+    Ok(())
+}
+
+/// Silence of exactly the output's length, so the audio lasts as long as the video.
+fn add_base_audio(pipeline: &gst::Pipeline, mixer: &gst::Element, plan: &Plan) -> Result<()> {
+    let src = make("audiotestsrc")?;
+    src.set_property_from_str("wave", "silence");
+    src.set_property("samplesperbuffer", 480i32);
+    let buffers = (plan.duration_ms() as u64).div_ceil(10);
+    src.set_property("num-buffers", i32::try_from(buffers).unwrap_or(i32::MAX));
+    let caps = caps_filter(mixed_audio_caps())?;
+    link_chain(pipeline, &[src, caps.clone()])?;
+    let pad = request_pad(mixer)?;
+    caps.static_pad("src")
+        .ok_or_else(|| gst_err("linking", "capsfilter has no src pad"))?
+        .link(&pad)
+        .map_err(|e| gst_err("linking base audio", e))?;
+    Ok(())
+}
+
+/// The placeholder: a dark tile with the stream's label, rendered once and repeated.
+fn add_placeholder(
+    pipeline: &gst::Pipeline,
+    comp: &gst::Element,
+    plan: &Plan,
+    label: &str,
+    frames: u64,
+) -> Result<gst::Pad> {
+    let src = make("videotestsrc")?;
+    src.set_property_from_str("pattern", "solid-color");
+    src.set_property("foreground-color", 0xFF30_3040u32);
+    src.set_property("num-buffers", 1i32);
+    let caps = caps_filter(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", 640i32)
+            .field("height", 360i32)
+            .field("framerate", gst::Fraction::new(plan.fps as i32, 1))
+            .build(),
+    )?;
+    let text = make("textoverlay")?;
+    text.set_property("text", label);
+    text.set_property_from_str("valignment", "center");
+    text.set_property_from_str("halignment", "center");
+    text.set_property("font-desc", "Sans Bold 28");
+    text.set_property("shaded-background", false);
+    let freeze = make("imagefreeze")?;
+    freeze.set_property("num-buffers", i32::try_from(frames).unwrap_or(i32::MAX));
+    let rate = caps_filter(
+        gst::Caps::builder("video/x-raw")
+            .field("framerate", gst::Fraction::new(plan.fps as i32, 1))
+            .build(),
+    )?;
+    link_chain(pipeline, &[src, caps, text, freeze, rate.clone()])?;
+    let pad = request_pad(comp)?;
+    pad.set_property_from_str("sizing-policy", "none");
+    pad.set_property("alpha", 0.0f64);
+    rate.static_pad("src")
+        .ok_or_else(|| gst_err("linking", "capsfilter has no src pad"))?
+        .link(&pad)
+        .map_err(|e| gst_err("linking placeholder", e))?;
+    Ok(pad)
+}
+
+/// Where one segment file's decoded media goes.
+struct SegmentBranch {
+    /// Compositor pad, codec, and the label to draw (with `--labels`).
+    video: Option<(gst::Pad, Codec, Option<String>)>,
+    audio: Option<gst::Pad>,
+    /// Container time (ns) from which buffers fall after the output's end.
+    end_ns: i64,
+}
+
+/// One `filesrc ! matroskademux` per kind of media of the segment, with the decoder branch
+/// linked as the demuxer's pad appears and every other pad to a fakesink.
+///
+/// Audio and video are demuxed separately so that neither waits for the other: in a long
+/// video mute (10 s in a real Chrome capture) the compositor waits for the next video frame
+/// while the audio goes on; with one demuxer, its thread would block on full audio queues
+/// before reaching that frame, and the pipeline would deadlock. Reading the file twice costs
+/// little; each track is still decoded once.
+fn add_segment(pipeline: &gst::Pipeline, path: &Path, branch: SegmentBranch) -> Result<()> {
+    if let Some(video) = branch.video {
+        add_demuxer(pipeline, path, Target::Video(video), branch.end_ns)?;
+    }
+    if let Some(audio) = branch.audio {
+        add_demuxer(pipeline, path, Target::Audio(audio), branch.end_ns)?;
+    }
+    Ok(())
+}
+
+enum Target {
+    Video((gst::Pad, Codec, Option<String>)),
+    Audio(gst::Pad),
+}
+
+fn add_demuxer(pipeline: &gst::Pipeline, path: &Path, target: Target, end_ns: i64) -> Result<()> {
+    let src = make("filesrc")?;
+    src.set_property("location", path.to_string_lossy().to_string());
+    let demux = make("matroskademux")?;
+    link_chain(pipeline, &[src, demux.clone()])?;
+
+    let pipeline_weak = pipeline.downgrade();
+    let target = Arc::new(Mutex::new(Some(target)));
+    let pending = target.clone();
+    demux.connect_pad_added(move |demux, pad| {
+        let Some(pipeline) = pipeline_weak.upgrade() else {
+            return;
+        };
+        let is_video = pad.name().starts_with("video");
+        let Ok(mut t) = target.lock() else { return };
+        let wanted = match &*t {
+            Some(Target::Video(_)) => is_video,
+            Some(Target::Audio(_)) => !is_video,
+            None => false,
+        };
+        let result = match (wanted, t.take()) {
+            (true, Some(Target::Video((to, codec, label)))) => {
+                link_video(&pipeline, pad, &to, codec, label.as_deref(), end_ns)
+            }
+            (true, Some(Target::Audio(to))) => link_audio(&pipeline, pad, &to, end_ns),
+            (_, other) => {
+                *t = other;
+                link_fakesink(&pipeline, pad)
+            }
+        };
+        if let Err(e) = result {
+            gst::element_error!(
+                demux,
+                gst::StreamError::Failed,
+                ("cannot decode {}: {}", pad.name(), e)
+            );
+        }
+    });
+    // A track the inspection saw but the demuxer did not expose: end its pad, or the
+    // aggregator would wait for it forever.
+    demux.connect_no_more_pads(move |_| {
+        let Ok(mut t) = pending.lock() else { return };
+        match t.take() {
+            Some(Target::Video((pad, _, _)) | Target::Audio(pad)) => {
+                pad.send_event(gst::event::Eos::new());
+            }
+            None => {}
+        }
+    });
+    Ok(())
+}
+
+fn link_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
+    let sink = make("fakesink")?;
+    sink.set_property("sync", false);
+    pipeline.add(&sink).map_err(|e| gst_err("building", e))?;
+    sink.sync_state_with_parent()
+        .map_err(|e| gst_err("starting", e))?;
+    let sink_pad = sink
+        .static_pad("sink")
+        .ok_or_else(|| gst_err("linking", "fakesink"))?;
+    pad.link(&sink_pad).map_err(|e| gst_err("linking", e))?;
+    Ok(())
+}
+
+/// Adds `chain` while running, links `from` into its head and its tail into `to`.
+fn attach(
+    pipeline: &gst::Pipeline,
+    from: &gst::Pad,
+    chain: &[gst::Element],
+    to: &gst::Pad,
+    end_ns: i64,
+) -> Result<()> {
+    pipeline
+        .add_many(chain)
+        .map_err(|e| gst_err("building", e))?;
+    gst::Element::link_many(chain).map_err(|e| gst_err("linking", e))?;
+    let head = chain[0]
+        .static_pad("sink")
+        .ok_or_else(|| gst_err("linking", "no sink pad"))?;
+    let tail = chain[chain.len() - 1]
+        .static_pad("src")
+        .ok_or_else(|| gst_err("linking", "no src pad"))?;
+    // Drop what falls after the output's end (a file may run past its stopTimeOffset).
+    tail.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buffer) = info.buffer()
+            && let Some(pts) = buffer.pts()
+            && pts.nseconds() as i64 >= end_ns
+        {
+            return gst::PadProbeReturn::Drop;
+        }
+        gst::PadProbeReturn::Ok
+    });
+    tail.link(to)
+        .map_err(|e| gst_err("linking into the mixer", e))?;
+    for e in chain {
+        e.sync_state_with_parent()
+            .map_err(|e| gst_err("starting", e))?;
+    }
+    from.link(&head)
+        .map_err(|e| gst_err("linking demuxer", e))?;
+    Ok(())
+}
+
+fn link_video(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    target: &gst::Pad,
+    codec: Codec,
+    label: Option<&str>,
+    end_ns: i64,
+) -> Result<()> {
+    let mut chain = vec![queue(Duration::from_secs(2))?];
+    match codec {
+        Codec::Vp8 => chain.push(make("vp8dec")?),
+        Codec::Vp9 => chain.push(make("vp9dec")?),
+        Codec::H264 => {
+            chain.push(make("h264parse")?);
+            chain.push(make("avdec_h264")?);
+        }
+        Codec::Opus => return Err(gst_err("video branch", "opus is not a video codec")),
+    }
+    if let Some(label) = label {
+        let text = make("textoverlay")?;
+        text.set_property("text", label);
+        text.set_property_from_str("valignment", "bottom");
+        text.set_property_from_str("halignment", "left");
+        text.set_property("font-desc", "Sans 20");
+        chain.push(text);
+    }
+    attach(pipeline, pad, &chain, target, end_ns)
+}
+
+fn link_audio(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    target: &gst::Pad,
+    end_ns: i64,
+) -> Result<()> {
+    // opusparse: browsers declare Opus at 44.1 kHz in the container, which opusdec refuses;
+    // the parser takes the rate from the stream itself.
+    let chain = vec![
+        queue(Duration::from_secs(2))?,
+        make("opusparse")?,
+        make("opusdec")?,
+        make("audioconvert")?,
+        make("audioresample")?,
+    ];
+    attach(pipeline, pad, &chain, target, end_ns)
+}
