@@ -198,6 +198,7 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
                 SegmentBranch {
                     video: video_pad.map(|p| (p, vcodec.unwrap_or(Codec::Vp8), label)),
                     audio: audio_pad,
+                    start_ns: (-ms_to_ns(seg.offset_ms)).max(0),
                     end_ns: duration_ns - ms_to_ns(seg.offset_ms),
                 },
             )?;
@@ -435,20 +436,28 @@ fn build_audio_out(
     // where it was recorded.
     mixer.set_property("discont-wait", 0u64);
     let caps = caps_filter(mixed_audio_caps())?;
-    // The sum of streams is not attenuated by 1/N; a soft-knee limiter above -1 dBFS keeps
-    // it from clipping.
-    let limiter = make("audiodynamic")?;
-    limiter.set_property_from_str("characteristics", "soft-knee");
-    limiter.set_property_from_str("mode", "compressor");
-    limiter.set_property("threshold", 0.8f32);
-    limiter.set_property("ratio", 0.15f32);
+    // The sum of streams is not attenuated by 1/N (a lone speaker is as loud as in the
+    // source). Above -4.4 dBFS a soft-knee curve bends loud sums down (10:1), and a hard
+    // ceiling at -1 dBFS keeps them from clipping, with headroom for the encoder. Both are
+    // static curves (audiodynamic), not a look-ahead limiter.
+    let knee = make("audiodynamic")?;
+    knee.set_property_from_str("characteristics", "soft-knee");
+    knee.set_property_from_str("mode", "compressor");
+    knee.set_property("threshold", 0.6f32);
+    knee.set_property("ratio", 0.1f32);
+    let ceiling = make("audiodynamic")?;
+    ceiling.set_property_from_str("characteristics", "hard-knee");
+    ceiling.set_property_from_str("mode", "compressor");
+    ceiling.set_property("threshold", 0.89f32);
+    ceiling.set_property("ratio", 0.0f32);
     let convert = make("audioconvert")?;
     let q = queue(Duration::from_secs(1))?;
-    let mut chain = vec![mixer.clone(), caps, limiter, convert, q];
+    let mut chain = vec![mixer.clone(), caps, knee, ceiling, convert, q];
     match input.format {
         OutputFormat::Mp4 | OutputFormat::M4a => {
-            let enc = make("voaacenc")?;
+            let enc = make("avenc_aac")?;
             enc.set_property("bitrate", 128_000i32);
+            hide_aac_priming(&enc)?;
             chain.push(enc);
         }
         OutputFormat::Webm | OutputFormat::Opus => {
@@ -464,6 +473,37 @@ fn build_audio_out(
     last.link(mux)
         .map_err(|e| gst_err("linking audio to muxer", e))?;
     Ok(mixer)
+}
+
+/// avenc_aac delays its output by exactly one frame (1024 samples of priming), and mp4mux
+/// writes no edit list to hide it: every sound would come 21.3 ms late. Dropping the first
+/// frame (priming only) and moving the rest back by 1024 samples puts each sound where it
+/// was recorded.
+const AAC_PRIMING_NS: u64 = 1024 * 1_000_000_000 / 48_000;
+
+fn hide_aac_priming(enc: &gst::Element) -> Result<()> {
+    let src = enc
+        .static_pad("src")
+        .ok_or_else(|| gst_err("building", "encoder has no src pad"))?;
+    let first = AtomicBool::new(true);
+    src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if first.swap(false, Ordering::Relaxed) {
+            return gst::PadProbeReturn::Drop;
+        }
+        if let Some(buffer) = info.buffer_mut() {
+            let buffer = buffer.make_mut();
+            let back = |t: Option<gst::ClockTime>| {
+                t.map(|t| {
+                    gst::ClockTime::from_nseconds(t.nseconds().saturating_sub(AAC_PRIMING_NS))
+                })
+            };
+            let (pts, dts) = (back(buffer.pts()), back(buffer.dts()));
+            buffer.set_pts(pts);
+            buffer.set_dts(dts);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// A tiny black layer of exactly the output's length: the output lasts until the last
@@ -561,7 +601,16 @@ struct SegmentBranch {
     /// Compositor pad, codec, and the label to draw (with `--labels`).
     video: Option<(gst::Pad, Codec, Option<String>)>,
     audio: Option<gst::Pad>,
+    /// Container time (ns) where the output starts (> 0 only with `--from` inside the file).
+    start_ns: i64,
     /// Container time (ns) from which buffers fall after the output's end.
+    end_ns: i64,
+}
+
+/// The part of a file's own time that falls inside the output.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start_ns: i64,
     end_ns: i64,
 }
 
@@ -574,11 +623,15 @@ struct SegmentBranch {
 /// before reaching that frame, and the pipeline would deadlock. Reading the file twice costs
 /// little; each track is still decoded once.
 fn add_segment(pipeline: &gst::Pipeline, path: &Path, branch: SegmentBranch) -> Result<()> {
+    let window = Window {
+        start_ns: branch.start_ns,
+        end_ns: branch.end_ns,
+    };
     if let Some(video) = branch.video {
-        add_demuxer(pipeline, path, Target::Video(video), branch.end_ns)?;
+        add_demuxer(pipeline, path, Target::Video(video), window)?;
     }
     if let Some(audio) = branch.audio {
-        add_demuxer(pipeline, path, Target::Audio(audio), branch.end_ns)?;
+        add_demuxer(pipeline, path, Target::Audio(audio), window)?;
     }
     Ok(())
 }
@@ -588,7 +641,12 @@ enum Target {
     Audio(gst::Pad),
 }
 
-fn add_demuxer(pipeline: &gst::Pipeline, path: &Path, target: Target, end_ns: i64) -> Result<()> {
+fn add_demuxer(
+    pipeline: &gst::Pipeline,
+    path: &Path,
+    target: Target,
+    window: Window,
+) -> Result<()> {
     let src = make("filesrc")?;
     src.set_property("location", path.to_string_lossy().to_string());
     let demux = make("matroskademux")?;
@@ -610,9 +668,9 @@ fn add_demuxer(pipeline: &gst::Pipeline, path: &Path, target: Target, end_ns: i6
         };
         let result = match (wanted, t.take()) {
             (true, Some(Target::Video((to, codec, label)))) => {
-                link_video(&pipeline, pad, &to, codec, label.as_deref(), end_ns)
+                link_video(&pipeline, pad, &to, codec, label.as_deref(), window)
             }
-            (true, Some(Target::Audio(to))) => link_audio(&pipeline, pad, &to, end_ns),
+            (true, Some(Target::Audio(to))) => link_audio(&pipeline, pad, &to, window),
             (_, other) => {
                 *t = other;
                 link_fakesink(&pipeline, pad)
@@ -659,7 +717,7 @@ fn attach(
     from: &gst::Pad,
     chain: &[gst::Element],
     to: &gst::Pad,
-    end_ns: i64,
+    window: Window,
 ) -> Result<()> {
     pipeline
         .add_many(chain)
@@ -671,13 +729,18 @@ fn attach(
     let tail = chain[chain.len() - 1]
         .static_pad("src")
         .ok_or_else(|| gst_err("linking", "no src pad"))?;
-    // Drop what falls after the output's end (a file may run past its stopTimeOffset).
+    // Drop what falls outside the output: after its end (a file may run past its
+    // stopTimeOffset), or wholly before its start (with --from; negative running times
+    // would stall the aggregators). A buffer straddling the start is clipped by them.
     tail.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if let Some(buffer) = info.buffer()
             && let Some(pts) = buffer.pts()
-            && pts.nseconds() as i64 >= end_ns
         {
-            return gst::PadProbeReturn::Drop;
+            let pts = pts.nseconds() as i64;
+            let end = pts + buffer.duration().map_or(0, |d| d.nseconds() as i64);
+            if pts >= window.end_ns || (window.start_ns > 0 && end <= window.start_ns) {
+                return gst::PadProbeReturn::Drop;
+            }
         }
         gst::PadProbeReturn::Ok
     });
@@ -698,7 +761,7 @@ fn link_video(
     target: &gst::Pad,
     codec: Codec,
     label: Option<&str>,
-    end_ns: i64,
+    window: Window,
 ) -> Result<()> {
     let mut chain = vec![queue(Duration::from_secs(2))?];
     match codec {
@@ -718,14 +781,14 @@ fn link_video(
         text.set_property("font-desc", "Sans 20");
         chain.push(text);
     }
-    attach(pipeline, pad, &chain, target, end_ns)
+    attach(pipeline, pad, &chain, target, window)
 }
 
 fn link_audio(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
     target: &gst::Pad,
-    end_ns: i64,
+    window: Window,
 ) -> Result<()> {
     // opusparse: browsers declare Opus at 44.1 kHz in the container, which opusdec refuses;
     // the parser takes the rate from the stream itself.
@@ -736,5 +799,5 @@ fn link_audio(
         make("audioconvert")?,
         make("audioresample")?,
     ];
-    attach(pipeline, pad, &chain, target, end_ns)
+    attach(pipeline, pad, &chain, target, window)
 }

@@ -216,23 +216,25 @@ impl SegmentPlan {
         let fps = i64::from(spec.fps);
         let frame_time = |i: i64| i * 1_000_000_000 / fps;
         let n_frames = (duration_ms * fps + 999) / 1000;
-        let muted = |ranges: &[[i64; 2]], archive_ms: f64| {
+        // Integer nanoseconds of the segment's own clock throughout: a float boundary
+        // (966.666666 + 33.333334 >= 1000) would flash two frames.
+        let to_seg_ns = |archive_ms: i64| (archive_ms - seg.start_ms) * 1_000_000;
+        let muted = |ranges: &[[i64; 2]], ns: i64| {
             ranges
                 .iter()
-                .any(|[a, b]| archive_ms >= *a as f64 && archive_ms < *b as f64)
+                .any(|[a, b]| ns >= to_seg_ns(*a) && ns < to_seg_ns(*b))
         };
+        let marks_ns: Vec<i64> = stream.marks_ms.iter().map(|&m| to_seg_ns(m)).collect();
         let mut frames = Vec::new();
         let mut shown = 0u64;
         for i in 0..n_frames {
             let pts_ns = frame_time(i);
             let frame_ns = frame_time(i + 1) - pts_ns;
-            let at_ms = seg.start_ms as f64 + pts_ns as f64 / 1e6;
-            if muted(&seg.video_mutes, at_ms) {
+            if muted(&seg.video_mutes, pts_ns) {
                 continue;
             }
-            let end_ms = at_ms + frame_ns as f64 / 1e6;
             let (width, height) = match seg.resize {
-                Some(r) if at_ms >= r.at_ms as f64 => (r.width, r.height),
+                Some(r) if pts_ns >= to_seg_ns(r.at_ms) => (r.width, r.height),
                 _ => (stream.width, stream.height),
             };
             frames.push(FramePlan {
@@ -240,10 +242,9 @@ impl SegmentPlan {
                 duration_ns: frame_ns,
                 width,
                 height,
-                flash: stream
-                    .marks_ms
+                flash: marks_ns
                     .iter()
-                    .any(|&m| m as f64 >= at_ms && (m as f64) < end_ms),
+                    .any(|&m| m >= pts_ns && m < pts_ns + frame_ns),
                 index: shown,
             });
             shown += 1;

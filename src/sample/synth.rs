@@ -37,10 +37,11 @@ pub fn picture(frame: &FramePlan, color: [u8; 3]) -> Vec<u8> {
     cb.fill(u);
     cr.fill(v);
     if !frame.flash {
-        // A dark bar, w/16 wide, moving 4 px a frame.
+        // A dark bar, w/16 wide, moving 4 px a frame, in the top eighth of the picture (so
+        // that tests can read the stream's colour anywhere below it).
         let bar_w = (w / 16).max(2);
         let x0 = (frame.index as usize * 4) % w;
-        for row in luma.chunks_exact_mut(w) {
+        for row in luma.chunks_exact_mut(w).take((h / 8).max(1)) {
             for px in row.iter_mut().skip(x0).take(bar_w) {
                 *px = 40;
             }

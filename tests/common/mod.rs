@@ -34,8 +34,8 @@ pub fn stream(
         video_type: "camera".into(),
         width: 160,
         height: 120,
+        tone_hz: 300.0 + f64::from(color[0]) + 2.0 * f64::from(color[2]),
         color,
-        tone_hz: 440.0,
         marks_ms,
         segments,
     }
@@ -79,6 +79,31 @@ pub fn mutes_spec(container: ContainerKind) -> ArchiveSpec {
             ),
         ],
     )
+}
+
+/// Runs ffprobe on `path`: the codec names of its streams, and its duration in seconds.
+pub fn probe(path: &Path) -> (Vec<String>, f64) {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe (installed by scripts/install-deps.sh)");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codecs = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap().to_owned())
+        .collect();
+    let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
+    (codecs, duration)
 }
 
 /// Writes `spec` to `dir/<id>.zip`.
@@ -162,11 +187,17 @@ pub fn real_archive(media: &Path, dir: &Path) -> PathBuf {
     path
 }
 
+/// Width and height of the RGB frames [`decode`] keeps.
+pub const THUMB_W: usize = 128;
+pub const THUMB_H: usize = 96;
+
 /// What a decode of a media file measured.
 #[derive(Debug, Default)]
 pub struct Decoded {
     /// (presentation time ns, mean luma 0..255) of every decoded video frame.
     pub frames: Vec<(u64, f64)>,
+    /// Every frame scaled to THUMB_W x THUMB_H, RGB.
+    pub thumbs: Vec<Vec<u8>>,
     /// Decoded audio, mono f32 at 48 kHz, each buffer placed at its own timestamp (holes
     /// between buffers filled with silence), and the time of the first sample.
     pub audio: Vec<f32>,
@@ -174,6 +205,76 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    /// Mean RGB of frame `i` in a box of +-3 thumbnail pixels around (fx, fy), fractions of
+    /// the picture.
+    pub fn rgb_at(&self, i: usize, fx: f64, fy: f64) -> [f64; 3] {
+        let t = &self.thumbs[i];
+        let (cx, cy) = ((fx * THUMB_W as f64) as i64, (fy * THUMB_H as f64) as i64);
+        let mut sum = [0.0; 3];
+        let mut n = 0.0;
+        for y in (cy - 3).max(0)..(cy + 4).min(THUMB_H as i64) {
+            for x in (cx - 3).max(0)..(cx + 4).min(THUMB_W as i64) {
+                let o = (y as usize * THUMB_W + x as usize) * 3;
+                for c in 0..3 {
+                    sum[c] += f64::from(t[o + c]);
+                }
+                n += 1.0;
+            }
+        }
+        sum.map(|v| v / n)
+    }
+
+    /// The index of the frame shown at `ms`.
+    pub fn frame_at(&self, ms: f64) -> usize {
+        let ns = (ms * 1e6) as u64;
+        self.frames
+            .iter()
+            .rposition(|(pts, _)| *pts <= ns + 1_000_000)
+            .unwrap_or(0)
+    }
+
+    /// Times (ms) at which the region around (fx, fy) turns white, one per flash.
+    pub fn flashes_at(&self, fx: f64, fy: f64) -> Vec<f64> {
+        let mut out = Vec::new();
+        let mut white = false;
+        for i in 0..self.frames.len() {
+            let [r, g, b] = self.rgb_at(i, fx, fy);
+            let now = r > 200.0 && g > 200.0 && b > 200.0;
+            if now && !white {
+                out.push(self.frames[i].0 as f64 / 1e6);
+            }
+            white = now;
+        }
+        out
+    }
+
+    /// RMS of the audio in `[from_ms, to_ms)`.
+    pub fn rms(&self, from_ms: f64, to_ms: f64) -> f64 {
+        let w = self.window(from_ms, to_ms);
+        (w.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / w.len().max(1) as f64).sqrt()
+    }
+
+    /// Amplitude of the `hz` component of the audio in `[from_ms, to_ms)` (Goertzel).
+    pub fn tone_level(&self, hz: f64, from_ms: f64, to_ms: f64) -> f64 {
+        let w = self.window(from_ms, to_ms);
+        let k = 2.0 * (std::f64::consts::TAU * hz / 48_000.0).cos();
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for &x in w {
+            let s0 = f64::from(x) + k * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        let power = s1 * s1 + s2 * s2 - k * s1 * s2;
+        2.0 * power.sqrt() / w.len().max(1) as f64
+    }
+
+    fn window(&self, from_ms: f64, to_ms: f64) -> &[f32] {
+        let start = self.audio_start_ns as f64 / 1e6;
+        let a = (((from_ms - start) * 48.0).max(0.0) as usize).min(self.audio.len());
+        let b = (((to_ms - start) * 48.0).max(0.0) as usize).min(self.audio.len());
+        &self.audio[a..b.max(a)]
+    }
+
     /// Times (ms) at which the picture turns white (a sync flash), one per flash.
     pub fn flashes_ms(&self) -> Vec<f64> {
         let mut out = Vec::new();
@@ -188,12 +289,13 @@ impl Decoded {
         out
     }
 
-    /// Times (ms) at which a loud beep starts (a 2 ms window above half scale).
+    /// Times (ms) at which a loud beep starts (above 0.3: the mix of four -24 dBFS tones stays
+    /// under 0.26).
     pub fn beeps_ms(&self) -> Vec<f64> {
         let mut out: Vec<f64> = Vec::new();
         let mut last_loud: Option<usize> = None;
         for (i, s) in self.audio.iter().enumerate() {
-            if s.abs() > 0.5 {
+            if s.abs() > 0.3 {
                 if last_loud.is_none_or(|l| i - l > 4_800) {
                     // A beep at 2 kHz peaks within a quarter period; step back to its start.
                     let mut start = i;
@@ -225,7 +327,10 @@ pub fn decode(path: &Path) -> Decoded {
     let video_sink = gst_app::AppSink::builder()
         .caps(
             &gst::Caps::builder("video/x-raw")
-                .field("format", "GRAY8")
+                .field("format", "RGB")
+                .field("width", THUMB_W as i32)
+                .field("height", THUMB_H as i32)
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
                 .build(),
         )
         .sync(false)
@@ -251,7 +356,13 @@ pub fn decode(path: &Path) -> Decoded {
         let name = caps.structure(0).unwrap().name().to_string();
         let (conv, sink): (Vec<gst::Element>, gst::Element) = if name.starts_with("video/") {
             (
-                vec![gst::ElementFactory::make("videoconvert").build().unwrap()],
+                vec![
+                    gst::ElementFactory::make("videoconvert").build().unwrap(),
+                    gst::ElementFactory::make("videoscale")
+                        .property("add-borders", false)
+                        .build()
+                        .unwrap(),
+                ],
                 vs.clone().upcast(),
             )
         } else {
@@ -282,22 +393,21 @@ pub fn decode(path: &Path) -> Decoded {
                 let buf = sample.buffer().unwrap();
                 let info = gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
                 let map = buf.map_readable().unwrap();
-                let (w, h, stride) = (
-                    info.width() as usize,
-                    info.height() as usize,
-                    info.stride()[0] as usize,
-                );
-                let mut sum = 0u64;
-                for row in 0..h {
-                    sum += map[row * stride..row * stride + w]
-                        .iter()
-                        .map(|&v| u64::from(v))
-                        .sum::<u64>();
+                let stride = info.stride()[0] as usize;
+                let mut rgb = Vec::with_capacity(THUMB_W * THUMB_H * 3);
+                for row in 0..THUMB_H {
+                    rgb.extend_from_slice(&map[row * stride..row * stride + THUMB_W * 3]);
                 }
-                o.lock()
-                    .unwrap()
-                    .frames
-                    .push((buf.pts().unwrap().nseconds(), sum as f64 / (w * h) as f64));
+                let luma = rgb
+                    .chunks_exact(3)
+                    .map(|p| {
+                        0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])
+                    })
+                    .sum::<f64>()
+                    / (THUMB_W * THUMB_H) as f64;
+                let mut d = o.lock().unwrap();
+                d.frames.push((buf.pts().unwrap().nseconds(), luma));
+                d.thumbs.push(rgb);
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),

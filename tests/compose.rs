@@ -1,0 +1,467 @@
+//! Composition on real encoded media, measured: sync marks land where they were recorded
+//! (flash within one frame, beep within 20 ms), also after mutes and in second segments;
+//! durations and frame counts; mute policies; every layout's tiles where the layout says,
+//! also after a join and a leave; loudness; output formats; real captures; bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use mosaic::compose::plan::VideoMutePolicy;
+use mosaic::compose::{ComposeOptions, ComposeReport, Control, Speed, compose};
+use mosaic::layout::{CustomLayout, Layout};
+use mosaic::sample::{ArchiveSpec, ContainerKind};
+
+const FRAME_MS: f64 = 1000.0 / 30.0;
+
+fn small() -> ComposeOptions {
+    ComposeOptions {
+        width: 640,
+        height: 480,
+        speed: Speed::Fast,
+        ..Default::default()
+    }
+}
+
+fn run(
+    spec: &ArchiveSpec,
+    out_name: &str,
+    opts: &ComposeOptions,
+) -> (tempfile::TempDir, PathBuf, ComposeReport) {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = write_sample(dir.path(), spec);
+    let out = dir.path().join(out_name);
+    let report = compose(&zip, &out, opts, &Control::default()).unwrap();
+    assert_eq!(report.output, out);
+    (dir, out, report)
+}
+
+fn near(got: f64, want: f64, tol: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= tol,
+        "{what}: {got:.1} ms, expected {want:.1} ± {tol:.1}"
+    );
+}
+
+fn is_colour(rgb: [f64; 3], want: [u8; 3], what: &str) {
+    let d = rgb
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - f64::from(b)).abs())
+        .fold(0.0, f64::max);
+    assert!(d < 40.0, "{what}: {rgb:?} is not {want:?}");
+}
+
+const PLACEHOLDER: [u8; 3] = [48, 48, 64];
+
+/// The mutes archive (see common::mutes_spec): m (red) 0..8000 with an audio mute
+/// 2000..3000, a video mute 4000..5500 and marks at 1000, 3500, 6500; s (blue) in two
+/// segments 500..3500 and 4500..8000 with marks at 1000 and 5000. On a 640x480 canvas
+/// with bestFit, m is the left half and s the right half from 500 on.
+fn check_sync(out: &Path, report: &ComposeReport) {
+    assert_eq!(report.duration_ms, 8_000);
+    assert_eq!(report.frames, 240);
+    let d = decode(out);
+    assert_eq!(d.frames.len(), 240, "frame count matches the rate");
+    let last = d.frames.last().unwrap().0 as f64 / 1e6;
+    near(
+        last + FRAME_MS,
+        8_000.0,
+        FRAME_MS,
+        "video ends at the span's end",
+    );
+
+    // Flashes, in each stream's tile: m's after the audio and the video mute, s's in its
+    // second segment.
+    let m = d.flashes_at(0.25, 0.5);
+    assert_eq!(m.len(), 3, "m flashes {m:?}");
+    for (got, want) in m.iter().zip([1_000.0, 3_500.0, 6_500.0]) {
+        near(*got, want, FRAME_MS, "flash of m");
+    }
+    let s = d.flashes_at(0.75, 0.5);
+    assert_eq!(s.len(), 2, "s flashes {s:?}");
+    for (got, want) in s.iter().zip([1_000.0, 5_000.0]) {
+        near(*got, want, FRAME_MS, "flash of s");
+    }
+    // Beeps in the mix: 1000 (both), 3500 (m, after its audio mute), 5000 (s, second
+    // segment), 6500 (m, after its video mute).
+    let beeps = d.beeps_ms();
+    assert_eq!(beeps.len(), 4, "beeps {beeps:?}");
+    for (got, want) in beeps.iter().zip([1_000.0, 3_500.0, 5_000.0, 6_500.0]) {
+        near(*got, want, 20.0, "beep");
+    }
+    // During m's audio mute its tone is gone from the mix; s's is there.
+    let (m_hz, s_hz) = (300.0 + 200.0 + 60.0, 300.0 + 30.0 + 400.0);
+    let m_before = d.tone_level(m_hz, 1_200.0, 1_900.0);
+    assert!(m_before > 0.03, "m's tone before the mute: {m_before}");
+    let m_muted = d.tone_level(m_hz, 2_100.0, 2_900.0);
+    assert!(
+        m_muted < m_before / 30.0,
+        "m's tone during its mute: {m_muted} vs {m_before}"
+    );
+    assert!(d.tone_level(s_hz, 2_100.0, 2_900.0) > 0.03);
+    // s is away 3500..4500: its tone is gone, its tile shows the placeholder.
+    assert!(d.tone_level(s_hz, 3_700.0, 4_300.0) < 0.002);
+    // (Placeholders are read above their centred label.)
+    is_colour(
+        d.rgb_at(d.frame_at(4_000.0), 0.75, 0.3),
+        PLACEHOLDER,
+        "s away",
+    );
+    // m's video mute 4000..5500: frozen (m's red) for 1 s, then the placeholder.
+    is_colour(
+        d.rgb_at(d.frame_at(4_500.0), 0.25, 0.5),
+        [200, 30, 30],
+        "m frozen",
+    );
+    is_colour(
+        d.rgb_at(d.frame_at(5_250.0), 0.25, 0.3),
+        PLACEHOLDER,
+        "m muted past the freeze limit",
+    );
+    is_colour(
+        d.rgb_at(d.frame_at(6_000.0), 0.25, 0.5),
+        [200, 30, 30],
+        "m back",
+    );
+}
+
+#[test]
+fn webm_archive_to_mp4_keeps_every_mark_in_place() {
+    let (_dir, out, report) = run(&mutes_spec(ContainerKind::Webm), "call.mp4", &small());
+    assert_eq!(probe(&out).0, ["h264", "aac"]);
+    check_sync(&out, &report);
+}
+
+#[test]
+fn h264_mkv_archive_to_webm_keeps_every_mark_in_place() {
+    let (_dir, out, report) = run(&mutes_spec(ContainerKind::Mkv), "call.webm", &small());
+    assert_eq!(probe(&out).0, ["vp8", "opus"]);
+    check_sync(&out, &report);
+}
+
+#[test]
+fn black_and_placeholder_mute_policies() {
+    let spec = mutes_spec(ContainerKind::Webm);
+    for (policy, at_4500) in [
+        (VideoMutePolicy::Black, [0, 0, 0]),
+        (VideoMutePolicy::Placeholder, PLACEHOLDER),
+    ] {
+        let opts = ComposeOptions {
+            video_mute: policy,
+            ..small()
+        };
+        let (_dir, out, _) = run(&spec, "call.mp4", &opts);
+        let d = decode(&out);
+        is_colour(
+            d.rgb_at(d.frame_at(4_500.0), 0.25, 0.3),
+            at_4500,
+            &format!("{policy:?} during the mute"),
+        );
+        is_colour(
+            d.rgb_at(d.frame_at(4_000.0), 0.75, 0.3),
+            PLACEHOLDER,
+            "away is always the placeholder",
+        );
+    }
+}
+
+/// Four streams in four colours: c leaves at 4000, d joins at 2000.
+fn four_spec() -> ArchiveSpec {
+    archive(
+        "four",
+        ContainerKind::Webm,
+        vec![
+            stream("a", [220, 40, 40], vec![], vec![segment(0, 6_000)]),
+            stream("b", [40, 200, 40], vec![], vec![segment(0, 6_000)]),
+            stream("c", [40, 40, 220], vec![], vec![segment(0, 4_000)]),
+            stream("d", [230, 220, 40], vec![], vec![segment(2_000, 6_000)]),
+        ],
+    )
+}
+
+const COLOURS: [[u8; 3]; 4] = [[220, 40, 40], [40, 200, 40], [40, 40, 220], [230, 220, 40]];
+
+/// A stream index and a point (fractions of the canvas) where its colour should show.
+type Spot = (usize, f64, f64);
+
+/// Checks that at `ms` each stream shows its colour at its spot.
+fn tiles_at(d: &Decoded, ms: f64, expect: &[Spot], what: &str) {
+    let i = d.frame_at(ms);
+    for &(s, fx, fy) in expect {
+        is_colour(
+            d.rgb_at(i, fx, fy),
+            COLOURS[s],
+            &format!("{what} at {ms} ms, stream {s}"),
+        );
+    }
+}
+
+#[test]
+fn best_fit_regrids_on_join_and_leave() {
+    let (_dir, out, _) = run(&four_spec(), "grid.mp4", &small());
+    let d = decode(&out);
+    // 0..2000: a, b, c: two on top, one centred below.
+    tiles_at(
+        &d,
+        1_000.0,
+        &[(0, 0.25, 0.25), (1, 0.75, 0.25), (2, 0.5, 0.75)],
+        "three",
+    );
+    // 2000..4000: d joins: a 2x2 grid.
+    tiles_at(
+        &d,
+        3_000.0,
+        &[
+            (0, 0.25, 0.25),
+            (1, 0.75, 0.25),
+            (2, 0.25, 0.75),
+            (3, 0.75, 0.75),
+        ],
+        "four",
+    );
+    // 4000..6000: c leaves: a, b, d.
+    tiles_at(
+        &d,
+        5_000.0,
+        &[(0, 0.25, 0.25), (1, 0.75, 0.25), (3, 0.5, 0.75)],
+        "three again",
+    );
+}
+
+#[test]
+fn presentation_pip_and_custom_layouts() {
+    let spec = four_spec();
+    let at = 3_000.0; // all four present
+    let cases: Vec<(Layout, Vec<Spot>)> = vec![
+        // a large on the left (4/5), the others in a column on the right.
+        (
+            Layout::VerticalPresentation,
+            vec![
+                (0, 0.4, 0.5),
+                (1, 0.9, 1.0 / 6.0),
+                (2, 0.9, 0.5),
+                (3, 0.9, 5.0 / 6.0),
+            ],
+        ),
+        // a large on top, the others in a row below.
+        (
+            Layout::HorizontalPresentation,
+            vec![
+                (0, 0.5, 0.4),
+                (1, 1.0 / 6.0, 0.9),
+                (2, 0.5, 0.9),
+                (3, 5.0 / 6.0, 0.9),
+            ],
+        ),
+        // a on the whole canvas, insets along the bottom from the right.
+        (Layout::Pip, vec![(0, 0.3, 0.3), (1, 0.86, 0.85)]),
+        (
+            Layout::Custom(
+                CustomLayout::parse(
+                    r#"{"regions":[{"x":0,"y":0,"w":0.5,"h":1,"stream":"d"},
+                       {"x":0.5,"y":0,"w":0.5,"h":0.5,"role":"camera"},
+                       {"x":0.5,"y":0.5,"w":0.5,"h":0.5,"role":"any"}]}"#,
+                )
+                .unwrap(),
+            ),
+            vec![(3, 0.25, 0.5), (0, 0.75, 0.25), (1, 0.75, 0.75)],
+        ),
+    ];
+    for (layout, expect) in cases {
+        let what = format!("{layout:?}").chars().take(24).collect::<String>();
+        let opts = ComposeOptions { layout, ..small() };
+        let (_dir, out, _) = run(&spec, "layout.mp4", &opts);
+        tiles_at(&decode(&out), at, &expect, &what);
+    }
+}
+
+#[test]
+fn screen_share_gets_the_large_region_and_keeps_its_aspect() {
+    let mut screen = stream("scr", [40, 40, 220], vec![], vec![segment(0, 3_000)]);
+    screen.video_type = "screen".into();
+    screen.width = 320;
+    screen.height = 120; // wide: letterboxed in its region
+    let spec = archive(
+        "screen",
+        ContainerKind::Webm,
+        vec![
+            stream("cam", [220, 40, 40], vec![], vec![segment(0, 3_000)]),
+            screen,
+        ],
+    );
+    let (_dir, out, _) = run(&spec, "screen.mp4", &small());
+    let d = decode(&out);
+    let i = d.frame_at(1_500.0);
+    // The screen's region is the left 4/5 (512x480); a 320x120 picture fills 512x192 of it.
+    is_colour(d.rgb_at(i, 0.4, 0.5), [40, 40, 220], "screen centre");
+    is_colour(
+        d.rgb_at(i, 0.4, 0.1),
+        [0, 0, 0],
+        "letterbox above the screen",
+    );
+    is_colour(d.rgb_at(i, 0.9, 0.5), [220, 40, 40], "camera beside it");
+}
+
+#[test]
+fn one_stream_keeps_its_level_and_four_loud_streams_do_not_clip() {
+    // One stream, no marks: the tone's level in the output equals the source's (-24 dBFS).
+    let spec = archive(
+        "alone",
+        ContainerKind::Webm,
+        vec![stream("a", [220, 40, 40], vec![], vec![segment(0, 3_000)])],
+    );
+    let (_dir, out, _) = run(&spec, "alone.m4a", &small());
+    assert_eq!(probe(&out).0, ["aac"]);
+    let d = decode(&out);
+    let source_rms = mosaic::sample::synth::TONE_AMPLITUDE / 2f64.sqrt();
+    let db = 20.0 * (d.rms(500.0, 2_500.0) / source_rms).log10();
+    assert!(db.abs() <= 1.0, "level changed by {db:.2} dB");
+
+    // Four streams beeping at once (4 x -3 dBFS): limited, not clipped.
+    let loud: Vec<_> = (0..4)
+        .map(|i| {
+            stream(
+                &format!("l{i}"),
+                COLOURS[i],
+                vec![1_000, 2_000],
+                vec![segment(0, 3_000)],
+            )
+        })
+        .collect();
+    let (_dir, out, _) = run(
+        &archive("loud", ContainerKind::Webm, loud),
+        "loud.opus",
+        &small(),
+    );
+    assert_eq!(probe(&out).0, ["opus"]);
+    let d = decode(&out);
+    let peak = d.audio.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    assert!(peak < 1.0, "peak {peak}");
+    assert!(peak > 0.7, "the beeps are still loud: {peak}");
+}
+
+#[test]
+fn trim_labels_and_report() {
+    let spec = mutes_spec(ContainerKind::Webm);
+    let opts = ComposeOptions {
+        from_ms: Some(3_000),
+        to_ms: Some(7_000),
+        labels: true,
+        ..small()
+    };
+    let (_dir, out, report) = run(&spec, "trim.mp4", &opts);
+    assert_eq!(
+        (report.start_ms, report.stop_ms, report.duration_ms),
+        (3_000, 7_000, 4_000)
+    );
+    let (_, duration) = probe(&out);
+    assert!((duration - 4.0).abs() < 0.05, "{duration}");
+    let d = decode(&out);
+    assert_eq!(d.frames.len(), 120);
+    // m's mark at 3500 archive time is at 500 in the trimmed output.
+    near(d.flashes_at(0.25, 0.5)[0], 500.0, FRAME_MS, "trimmed flash");
+    near(d.beeps_ms()[0], 500.0, 20.0, "trimmed beep");
+    assert!(report.realtime_factor > 0.0 && report.wall_ms > 0);
+}
+
+#[test]
+fn real_captures_compose() {
+    let Some(media) = shared_media() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let zip = real_archive(&media, dir.path());
+    let out = dir.path().join("real.mp4");
+    let report = compose(&zip, &out, &small(), &Control::default()).unwrap();
+    assert_eq!(report.streams, 4);
+    assert_eq!(report.duration_ms, 50_900);
+    let (codecs, duration) = probe(&out);
+    assert_eq!(codecs, ["h264", "aac"]);
+    assert!((duration - 50.9).abs() < 0.05, "{duration}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("chrome57.webm") && w.contains("truncated"))
+    );
+}
+
+#[test]
+fn cancelling_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = write_sample(dir.path(), &mutes_spec(ContainerKind::Webm));
+    let out = dir.path().join("cancelled.mp4");
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let progress = |pos: u64, _total: u64| {
+        if pos > 0 {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let control = Control {
+        progress: Some(&progress),
+        cancel: Some(&cancel),
+    };
+    let err = compose(&zip, &out, &small(), &control).unwrap_err();
+    assert!(matches!(err, mosaic::Error::Cancelled), "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "only the archive is left: {names:?}");
+}
+
+/// Runs `mosaic compose` and checks it failed with `code`, a one-line message containing
+/// `says`, and left no output.
+fn cli_refuses(zip: &Path, extra: &[&str], code: i32, says: &str) {
+    let out_path = zip.with_file_name("out.mp4");
+    let out = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .arg("compose")
+        .arg(zip)
+        .arg("-o")
+        .arg(&out_path)
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(says), "{says:?} not in {stderr}");
+    assert!(!out_path.exists());
+    let partial = std::fs::read_dir(zip.parent().unwrap())
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().contains("partial"));
+    assert!(!partial, "a partial file was left");
+}
+
+#[test]
+fn bad_input_fails_clearly_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_sample(dir.path(), &mutes_spec(ContainerKind::Webm));
+    cli_refuses(&dir.path().join("absent.zip"), &[], 66, "cannot open");
+    cli_refuses(&good, &["--layout", "diagonal"], 2, "unknown layout");
+    cli_refuses(&good, &["--size", "320x240"], 65, "outside 640x480");
+    cli_refuses(&good, &["--layout", "custom"], 65, "--layout-file");
+    // One stream's media is garbage.
+    let spec = archive(
+        "x",
+        ContainerKind::Webm,
+        vec![stream("a", [9, 9, 9], vec![], vec![segment(0, 1_000)])],
+    );
+    let media =
+        mosaic::sample::encode_segment(&spec, &spec.streams[0], &spec.streams[0].segments[0])
+            .unwrap();
+    let garbage = vec![0x42u8; 3_000];
+    let manifest = r#"{"id":"x","createdAt":1,"files":[
+        {"streamId":"a","filename":"a.webm","startTimeOffset":0,"stopTimeOffset":1000},
+        {"streamId":"b","filename":"b.webm","startTimeOffset":0,"stopTimeOffset":1000}]}"#;
+    let corrupt = dir.path().join("corrupt.zip");
+    write_zip(
+        &corrupt,
+        &[
+            Item::Deflated("x.json", manifest.as_bytes()),
+            Item::Stored("a.webm", &media),
+            Item::Stored("b.webm", &garbage),
+        ],
+    );
+    cli_refuses(&corrupt, &[], 65, "b.webm");
+}
