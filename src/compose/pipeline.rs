@@ -23,11 +23,13 @@ use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
+use gstreamer_video as gst_video;
 
 use super::plan::{Plan, Spans};
 use super::{OutputFormat, Speed};
 use crate::error::{Error, Result};
 use crate::inspect::Codec;
+use crate::layout::Tile;
 
 /// An extracted media file: its path and the codecs of its video and audio tracks.
 pub type MediaFile = (PathBuf, Option<Codec>, Option<Codec>);
@@ -170,7 +172,10 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
             let video_pad = match (&compositor, want_video) {
                 (Some(comp), true) => {
                     let pad = request_pad(comp)?;
+                    // Frames arrive scaled to the tile (see link_video); the converter only
+                    // acts for a frame or two around a layout change.
                     pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+                    pad.set_property("converter-config", fast_scaling());
                     pad.set_property("alpha", 0.0f64);
                     pad.set_offset(ms_to_ns(seg.offset_ms));
                     layers.push(Arc::new(Layer {
@@ -196,7 +201,13 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
                 &pipeline,
                 &path,
                 SegmentBranch {
-                    video: video_pad.map(|p| (p, vcodec.unwrap_or(Codec::Vp8), label)),
+                    video: video_pad.map(|pad| VideoTarget {
+                        pad,
+                        codec: vcodec.unwrap_or(Codec::Vp8),
+                        label,
+                        tiles: stream.tiles.clone(),
+                        offset_ms: seg.offset_ms,
+                    }),
                     audio: audio_pad,
                     start_ns: (-ms_to_ns(seg.offset_ms)).max(0),
                     end_ns: duration_ns - ms_to_ns(seg.offset_ms),
@@ -315,6 +326,26 @@ fn apply(layer: &Layer, stream: &super::plan::StreamLayer, t_ms: i64) {
     *last = Some(now);
 }
 
+/// Scaling in the compositor runs on its one aggregating thread for every tile of every
+/// frame: linear resampling without dithering costs about half of the default cubic.
+fn fast_scaling() -> gst::Structure {
+    gst::Structure::builder("GstVideoConverter")
+        .field(
+            "GstVideoConverter.resampler-method",
+            gst_video::VideoResamplerMethod::Linear,
+        )
+        .field(
+            "GstVideoConverter.chroma-resampler-method",
+            gst_video::VideoResamplerMethod::Linear,
+        )
+        .field(
+            "GstVideoConverter.dither",
+            gst_video::VideoDitherMethod::None,
+        )
+        .field("GstVideoConverter.threads", 2u32)
+        .build()
+}
+
 fn request_pad(aggregator: &gst::Element) -> Result<gst::Pad> {
     aggregator
         .request_pad_simple("sink_%u")
@@ -381,7 +412,10 @@ fn build_video_out(
             enc.set_property_from_str("speed-preset", input.speed.x264_preset());
             enc.set_property_from_str("pass", "qual");
             enc.set_property("quantizer", input.quality);
-            enc.set_property("key-int-max", plan.fps * 2);
+            enc.set_property("key-int-max", plan.fps * 8);
+            // No B-frames: with them, mp4mux writes an edit list that GStreamer's own
+            // qtdemux reads two frames later than ffmpeg does; without, every player agrees.
+            enc.set_property("bframes", 0u32);
             chain.push(enc);
             chain.push(caps_filter(
                 gst::Caps::builder("video/x-h264")
@@ -599,7 +633,7 @@ fn add_placeholder(
 /// Where one segment file's decoded media goes.
 struct SegmentBranch {
     /// Compositor pad, codec, and the label to draw (with `--labels`).
-    video: Option<(gst::Pad, Codec, Option<String>)>,
+    video: Option<VideoTarget>,
     audio: Option<gst::Pad>,
     /// Container time (ns) where the output starts (> 0 only with `--from` inside the file).
     start_ns: i64,
@@ -636,8 +670,20 @@ fn add_segment(pipeline: &gst::Pipeline, path: &Path, branch: SegmentBranch) -> 
     Ok(())
 }
 
+/// Where a segment's decoded video goes.
+struct VideoTarget {
+    /// The compositor pad.
+    pad: gst::Pad,
+    codec: Codec,
+    /// The label to draw, with `--labels`.
+    label: Option<String>,
+    /// The stream's tile over output time, and where the file's time 0 sits in it.
+    tiles: Vec<(i64, Option<Tile>)>,
+    offset_ms: i64,
+}
+
 enum Target {
-    Video((gst::Pad, Codec, Option<String>)),
+    Video(VideoTarget),
     Audio(gst::Pad),
 }
 
@@ -667,9 +713,7 @@ fn add_demuxer(
             None => false,
         };
         let result = match (wanted, t.take()) {
-            (true, Some(Target::Video((to, codec, label)))) => {
-                link_video(&pipeline, pad, &to, codec, label.as_deref(), window)
-            }
+            (true, Some(Target::Video(video))) => link_video(&pipeline, pad, video, window),
             (true, Some(Target::Audio(to))) => link_audio(&pipeline, pad, &to, window),
             (_, other) => {
                 *t = other;
@@ -689,7 +733,7 @@ fn add_demuxer(
     demux.connect_no_more_pads(move |_| {
         let Ok(mut t) = pending.lock() else { return };
         match t.take() {
-            Some(Target::Video((pad, _, _)) | Target::Audio(pad)) => {
+            Some(Target::Video(VideoTarget { pad, .. }) | Target::Audio(pad)) => {
                 pad.send_event(gst::event::Eos::new());
             }
             None => {}
@@ -755,16 +799,21 @@ fn attach(
     Ok(())
 }
 
+/// queue ! decoder [! textoverlay] ! videoscale ! capsfilter, into the compositor.
+///
+/// The picture is scaled here, in the branch's own thread, to its tile's size (letterboxed,
+/// keeping its aspect ratio, also across resolution changes), so that the compositor's
+/// single aggregating thread only blends. When the layout changes, the capsfilter is given
+/// the new tile size as the first buffer of the new layout passes: the change travels with
+/// the data, in order.
 fn link_video(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
-    target: &gst::Pad,
-    codec: Codec,
-    label: Option<&str>,
+    video: VideoTarget,
     window: Window,
 ) -> Result<()> {
     let mut chain = vec![queue(Duration::from_secs(2))?];
-    match codec {
+    match video.codec {
         Codec::Vp8 => chain.push(make("vp8dec")?),
         Codec::Vp9 => chain.push(make("vp9dec")?),
         Codec::H264 => {
@@ -773,7 +822,7 @@ fn link_video(
         }
         Codec::Opus => return Err(gst_err("video branch", "opus is not a video codec")),
     }
-    if let Some(label) = label {
+    if let Some(label) = &video.label {
         let text = make("textoverlay")?;
         text.set_property("text", label);
         text.set_property_from_str("valignment", "bottom");
@@ -781,7 +830,52 @@ fn link_video(
         text.set_property("font-desc", "Sans 20");
         chain.push(text);
     }
-    attach(pipeline, pad, &chain, target, window)
+    let scale = make("videoscale")?;
+    scale.set_property("add-borders", true);
+    scale.set_property_from_str("method", "bilinear");
+    let tiles = video.tiles.clone();
+    let size_of = move |t: i64| -> (i32, i32) {
+        let tile = tiles
+            .iter()
+            .take_while(|(at, _)| *at <= t)
+            .filter_map(|(_, tile)| *tile)
+            .last()
+            .or_else(|| tiles.iter().find_map(|(_, tile)| *tile));
+        tile.map_or((16, 16), |t| (t.rect.w.max(2), t.rect.h.max(2)))
+    };
+    let first = size_of(video.offset_ms.max(0));
+    let filter = caps_filter(tile_caps(first))?;
+    let head = scale
+        .static_pad("sink")
+        .ok_or_else(|| gst_err("building", "videoscale has no sink pad"))?;
+    chain.push(scale);
+    chain.push(filter.clone());
+    let current = Mutex::new(first);
+    let tiles_offset = video.offset_ms;
+    let filter_weak = filter.downgrade();
+    head.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let t = pts.mseconds() as i64 + tiles_offset;
+        let size = size_of(t);
+        if let (Ok(mut cur), Some(filter)) = (current.lock(), filter_weak.upgrade())
+            && *cur != size
+        {
+            filter.set_property("caps", tile_caps(size));
+            *cur = size;
+        }
+        gst::PadProbeReturn::Ok
+    });
+    attach(pipeline, pad, &chain, &video.pad, window)
+}
+
+fn tile_caps((width, height): (i32, i32)) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("width", width)
+        .field("height", height)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
 }
 
 fn link_audio(

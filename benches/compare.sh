@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Compose speed, measured against the obvious alternative: one ffmpeg filter_complex
+# command that makes the same output from the same archive (2x2 grid at 1280x720/30, x264
+# veryfast at constant quality 23, AAC 128k, the four voices summed without 1/N).
+#
+# Usage: benches/compare.sh [SECONDS] [RUNS]    (defaults: 60 s archive, 3 runs each)
+# Prints wall time, real-time factor, CPU % and peak RSS of each, as medians over the runs.
+# Needs: a release build (cargo build --release), ffmpeg, GNU time (/usr/bin/time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+runs=${2:-3}
+mosaic=./target/release/mosaic
+[ -x "$mosaic" ] || cargo build --release --locked
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The archive: four 640x480 VP8/Opus cameras for $seconds s.
+python3 - "$seconds" > "$work/spec.json" <<'PY'
+import json, sys
+ms = int(float(sys.argv[1]) * 1000)
+colors = [[220, 40, 40], [40, 180, 60], [40, 80, 220], [230, 200, 40]]
+print(json.dumps({"id": "compare", "container": "webm", "fps": 30, "video_kbps": 500, "streams": [
+    {"id": f"cam{i+1}", "label": f"Camera {i+1}", "width": 640, "height": 480, "color": c,
+     "tone_hz": 300 + 110 * i, "marks_ms": [1000, ms // 2], "segments": [{"start_ms": 0, "stop_ms": ms}]}
+    for i, c in enumerate(colors)]}))
+PY
+"$mosaic" sample "$work/archive.zip" --spec "$work/spec.json" 2>/dev/null
+(cd "$work" && mkdir -p files && cd files && unzip -q ../archive.zip)
+
+ffmpeg_cmd=(ffmpeg -nostdin -v error -y
+  -i "$work/files/cam1.webm" -i "$work/files/cam2.webm" -i "$work/files/cam3.webm" -i "$work/files/cam4.webm"
+  -filter_complex "[0:v]scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2[v0];\
+[1:v]scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2[v1];\
+[2:v]scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2[v2];\
+[3:v]scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2[v3];\
+[v0][v1][v2][v3]xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0,fps=30,format=yuv420p[v];\
+[0:a][1:a][2:a][3:a]amix=inputs=4:normalize=0,aresample=48000[a]"
+  -map "[v]" -map "[a]" -c:v libx264 -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2
+  "$work/ffmpeg.mp4")
+mosaic_cmd=("$mosaic" compose "$work/archive.zip" -o "$work/mosaic.mp4" --size 1280x720 --fps 30 --speed balanced --quality 23)
+
+measure() { # name, command...: prints "wall_s cpu_percent max_rss_kb" per run
+  local name=$1; shift
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -f "%e %P %M" -o "$work/time.txt" "$@" >/dev/null 2>&1
+    echo "$name $(tr -d '%' < "$work/time.txt")"
+  done
+}
+
+{ measure mosaic "${mosaic_cmd[@]}"; measure ffmpeg "${ffmpeg_cmd[@]}"; } > "$work/results.txt"
+
+python3 - "$seconds" "$work/results.txt" <<'PY'
+import statistics, sys
+seconds = float(sys.argv[1])
+rows = {}
+for line in open(sys.argv[2]):
+    name, wall, cpu, rss = line.split()
+    rows.setdefault(name, []).append((float(wall), float(cpu), int(rss)))
+print(f"{seconds:.0f} s archive, 4 x 640x480 VP8/Opus -> 1280x720/30 H.264 (veryfast, q23) + AAC 128k; medians of {len(rows['mosaic'])} runs")
+print(f"{'tool':8} {'wall s':>8} {'x real time':>12} {'CPU %':>7} {'peak RSS MB':>12}")
+med = {}
+for name in ("mosaic", "ffmpeg"):
+    r = rows[name]
+    wall = statistics.median(x[0] for x in r)
+    med[name] = wall
+    print(f"{name:8} {wall:8.2f} {seconds / wall:12.1f} {statistics.median(x[1] for x in r):7.0f} "
+          f"{statistics.median(x[2] for x in r) / 1024:12.0f}")
+print(f"mosaic / ffmpeg wall time: {med['mosaic'] / med['ffmpeg']:.2f}")
+PY
