@@ -6,21 +6,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use mosaic::compose::{ComposeOptions, Control, compose};
 use mosaic::sample::{self, SegmentSpec};
 
-fn segment(start_ms: i64, stop_ms: i64) -> SegmentSpec {
-    SegmentSpec {
-        start_ms,
-        stop_ms,
-        video_mutes: vec![],
-        audio_mutes: vec![],
-        resize: None,
-        no_audio: false,
-    }
-}
-
 fn compose_short(c: &mut Criterion) {
     let mut spec = sample::bench(5_000);
     spec.streams.truncate(2);
-    spec.streams[1].segments = vec![segment(0, 2_000), segment(2_500, 5_000)];
+    spec.streams[1].segments = vec![SegmentSpec::new(0, 2_000), SegmentSpec::new(2_500, 5_000)];
     let dir = tempfile::tempdir().expect("temp dir");
     let archive = dir.path().join("short.zip");
     sample::write_archive(&spec, &archive).expect("sample archive");

@@ -441,6 +441,16 @@ fn bad_input_fails_clearly_and_leaves_nothing() {
     cli_refuses(&good, &["--layout", "diagonal"], 2, "unknown layout");
     cli_refuses(&good, &["--size", "320x240"], 65, "outside 640x480");
     cli_refuses(&good, &["--layout", "custom"], 65, "--layout-file");
+    // The manifest lists a file the archive lacks.
+    let missing = dir.path().join("missing.zip");
+    write_zip(
+        &missing,
+        &[Item::Deflated(
+            "x.json",
+            manifest_for("gone.webm", 10).as_bytes(),
+        )],
+    );
+    cli_refuses(&missing, &[], 65, "gone.webm");
     // One stream's media is garbage.
     let spec = archive(
         "x",

@@ -346,6 +346,21 @@ fn fast_scaling() -> gst::Structure {
         .build()
 }
 
+/// Links `tail`'s src pad into a new sink pad of `aggregator`, and returns that pad.
+fn link_into(tail: &gst::Element, aggregator: &gst::Element) -> Result<gst::Pad> {
+    let pad = request_pad(aggregator)?;
+    tail.static_pad("src")
+        .ok_or_else(|| gst_err("linking", format!("{} has no src pad", tail.name())))?
+        .link(&pad)
+        .map_err(|e| {
+            gst_err(
+                &format!("linking {} into {}", tail.name(), aggregator.name()),
+                e,
+            )
+        })?;
+    Ok(pad)
+}
+
 fn request_pad(aggregator: &gst::Element) -> Result<gst::Pad> {
     aggregator
         .request_pad_simple("sink_%u")
@@ -560,12 +575,8 @@ fn add_base_video(
             .build(),
     )?;
     link_chain(pipeline, &[src, caps.clone()])?;
-    let pad = request_pad(comp)?;
+    let pad = link_into(&caps, comp)?;
     pad.set_property("zorder", 0u32);
-    caps.static_pad("src")
-        .ok_or_else(|| gst_err("linking", "capsfilter has no src pad"))?
-        .link(&pad)
-        .map_err(|e| gst_err("linking base layer", e))?;
     Ok(())
 }
 
@@ -578,11 +589,7 @@ fn add_base_audio(pipeline: &gst::Pipeline, mixer: &gst::Element, plan: &Plan) -
     src.set_property("num-buffers", i32::try_from(buffers).unwrap_or(i32::MAX));
     let caps = caps_filter(mixed_audio_caps())?;
     link_chain(pipeline, &[src, caps.clone()])?;
-    let pad = request_pad(mixer)?;
-    caps.static_pad("src")
-        .ok_or_else(|| gst_err("linking", "capsfilter has no src pad"))?
-        .link(&pad)
-        .map_err(|e| gst_err("linking base audio", e))?;
+    link_into(&caps, mixer)?;
     Ok(())
 }
 
@@ -620,13 +627,9 @@ fn add_placeholder(
             .build(),
     )?;
     link_chain(pipeline, &[src, caps, text, freeze, rate.clone()])?;
-    let pad = request_pad(comp)?;
+    let pad = link_into(&rate, comp)?;
     pad.set_property_from_str("sizing-policy", "none");
     pad.set_property("alpha", 0.0f64);
-    rate.static_pad("src")
-        .ok_or_else(|| gst_err("linking", "capsfilter has no src pad"))?
-        .link(&pad)
-        .map_err(|e| gst_err("linking placeholder", e))?;
     Ok(pad)
 }
 

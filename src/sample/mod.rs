@@ -186,19 +186,8 @@ fn stream(
     }
 }
 
-fn segment(start_ms: i64, stop_ms: i64) -> SegmentSpec {
-    SegmentSpec {
-        start_ms,
-        stop_ms,
-        video_mutes: vec![],
-        audio_mutes: vec![],
-        resize: None,
-        no_audio: false,
-    }
-}
-
 fn demo(container: ContainerKind) -> ArchiveSpec {
-    let mut alice = segment(0, 10_000);
+    let mut alice = SegmentSpec::new(0, 10_000);
     alice.audio_mutes = vec![[3_000, 4_500]];
     alice.video_mutes = vec![[5_000, 6_500]];
     let mut screen = stream(
@@ -207,7 +196,7 @@ fn demo(container: ContainerKind) -> ArchiveSpec {
         [200, 200, 200],
         330.0,
         vec![6_000],
-        vec![segment(2_000, 9_000)],
+        vec![SegmentSpec::new(2_000, 9_000)],
     );
     screen.video_type = "screen".into();
     screen.width = 480;
@@ -240,7 +229,10 @@ fn demo(container: ContainerKind) -> ArchiveSpec {
                 [40, 80, 220],
                 550.0,
                 vec![2_000, 8_000],
-                vec![segment(1_000, 4_000), segment(5_500, 10_000)],
+                vec![
+                    SegmentSpec::new(1_000, 4_000),
+                    SegmentSpec::new(5_500, 10_000),
+                ],
             ),
             screen,
         ],
@@ -268,7 +260,7 @@ pub fn bench(duration_ms: i64) -> ArchiveSpec {
                     c,
                     300.0 + 110.0 * i as f64,
                     vec![],
-                    vec![segment(0, duration_ms)],
+                    vec![SegmentSpec::new(0, duration_ms)],
                 );
                 s.width = 640;
                 s.height = 480;

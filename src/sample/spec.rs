@@ -93,6 +93,20 @@ pub struct SegmentSpec {
     pub no_audio: bool,
 }
 
+impl SegmentSpec {
+    /// A segment from `start_ms` to `stop_ms` with no mutes, no resize, with audio.
+    pub fn new(start_ms: i64, stop_ms: i64) -> SegmentSpec {
+        SegmentSpec {
+            start_ms,
+            stop_ms,
+            video_mutes: vec![],
+            audio_mutes: vec![],
+            resize: None,
+            no_audio: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resize {
     pub at_ms: i64,

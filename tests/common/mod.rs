@@ -12,14 +12,7 @@ use mosaic::sample::{ArchiveSpec, ContainerKind, Resize, SegmentSpec, StreamSpec
 use zip::write::SimpleFileOptions;
 
 pub fn segment(start_ms: i64, stop_ms: i64) -> SegmentSpec {
-    SegmentSpec {
-        start_ms,
-        stop_ms,
-        video_mutes: vec![],
-        audio_mutes: vec![],
-        resize: None,
-        no_audio: false,
-    }
+    SegmentSpec::new(start_ms, stop_ms)
 }
 
 pub fn stream(
