@@ -16,6 +16,7 @@ pub mod error;
 pub mod inspect;
 pub mod layout;
 pub mod output;
+pub mod repair;
 pub mod sample;
 pub mod timeline;
 

@@ -128,6 +128,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Repair an archive into one standalone, playable file per participant.
+    ///
+    /// No re-encode: every packet is copied, a stream's segments are joined, audio
+    /// holes (mutes, time between segments) are filled with silence so that sounds stay
+    /// where they were recorded in any player, and each file gets a Duration and Cues
+    /// (seekable). Files are named <streamId>-<label>.webm (or .mkv, as the input).
+    ///
+    /// Examples:
+    ///   mosaic repair call.zip -o tracks/
+    ///   mosaic repair call.zip -o tracks/ --align archive --json
+    #[command(verbatim_doc_comment, after_long_help = EXIT_CODES)]
+    Repair {
+        /// The individual-stream archive (.zip).
+        archive: PathBuf,
+        /// The folder for the repaired files (created if missing).
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+        /// stream: each file starts when its stream starts; archive: every file starts at
+        /// the archive's start and lasts the whole span.
+        #[arg(long, value_enum, default_value_t = mosaic::repair::Align::Stream)]
+        align: mosaic::repair::Align,
+        /// Print a JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a deterministic sample archive (for trying mosaic out, tests and benchmarks).
     ///
     /// Encodes synthetic streams with GStreamer: a coloured picture and a tone per stream,
@@ -355,6 +380,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     report.wall_ms as f64 / 1000.0,
                     report.realtime_factor
                 );
+            }
+            Ok(())
+        }
+        Command::Repair {
+            archive,
+            output,
+            align,
+            json,
+        } => {
+            let report = mosaic::repair::repair(&archive, &output, align)
+                .with_context(|| format!("repairing {}", archive.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                for s in &report.streams {
+                    eprintln!(
+                        "wrote {} ({:.1} s, {} segments, {:.1} s of silence added, {})",
+                        s.output.display(),
+                        s.duration_ms as f64 / 1000.0,
+                        s.segments,
+                        s.silence_ms as f64 / 1000.0,
+                        s.path
+                    );
+                }
             }
             Ok(())
         }

@@ -327,6 +327,7 @@ mod tests {
             sample_rate: None,
             channels: None,
             pre_skip: None,
+            codec_private: None,
             first_ms: Some(first),
             last_ms: Some(last),
             frames: 10,

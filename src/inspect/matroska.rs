@@ -32,6 +32,7 @@ struct Track {
     nal_length_size: usize,
     /// Opus pre-skip from the OpusHead in CodecPrivate.
     pre_skip: Option<u32>,
+    codec_private: Option<Vec<u8>>,
     scan: TrackScan,
 }
 
@@ -49,8 +50,30 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// One frame of a container, in presentation time of the container's own clock.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRef<'a> {
+    pub track: u64,
+    pub kind: TrackKind,
+    pub pts_ns: i64,
+    /// Known for Opus (from the packet's TOC).
+    pub duration_ns: Option<i64>,
+    pub keyframe: bool,
+    pub data: &'a [u8],
+}
+
 /// Scans one container. `filename` is only used in messages.
 pub fn scan<R: Read>(source: R, filename: &str, opts: &InspectOptions) -> Result<ContainerReport> {
+    scan_frames(source, filename, opts, &mut |_| Ok(()))
+}
+
+/// Scans one container and hands every frame, in storage order, to `on_frame`.
+pub fn scan_frames<R: Read>(
+    source: R,
+    filename: &str,
+    opts: &InspectOptions,
+    on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+) -> Result<ContainerReport> {
     let counting = Counting {
         inner: source,
         bytes: 0,
@@ -137,7 +160,8 @@ pub fn scan<R: Read>(source: R, filename: &str, opts: &InspectOptions) -> Result
                     time,
                     block.keyframe,
                     frames.iter().map(|f| f.data),
-                );
+                    on_frame,
+                )?;
             }
             MatroskaSpec::BlockGroup(Master::Full(children)) => {
                 let keyframe = !children
@@ -155,7 +179,8 @@ pub fn scan<R: Read>(source: R, filename: &str, opts: &InspectOptions) -> Result
                             time,
                             keyframe,
                             frames.iter().map(|f| f.data),
-                        );
+                            on_frame,
+                        )?;
                     }
                 }
             }
@@ -182,6 +207,7 @@ pub fn scan<R: Read>(source: R, filename: &str, opts: &InspectOptions) -> Result
                 t.sample_rate,
                 t.channels,
                 t.pre_skip,
+                t.codec_private,
                 &t.scan,
             )
         })
@@ -218,9 +244,10 @@ fn add_block<'a>(
     block_time: i64,
     container_keyframe: bool,
     frames: impl Iterator<Item = &'a [u8]>,
-) {
+    on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+) -> Result<()> {
     let Some(track) = tracks.iter_mut().find(|t| t.number == number) else {
-        return; // a block for a track we do not follow (subtitles, or an undeclared track)
+        return Ok(()); // a block for a track we do not follow (subtitles, or an undeclared track)
     };
     let mut time = block_time;
     for frame in frames {
@@ -237,8 +264,17 @@ fn add_block<'a>(
             i64::from(samples) * 1_000_000_000 / 48_000
         });
         track.scan.push(time, duration, keyframe, size);
+        on_frame(FrameRef {
+            track: number,
+            kind: track.kind,
+            pts_ns: time,
+            duration_ns: duration,
+            keyframe,
+            data: frame,
+        })?;
         time += duration.unwrap_or(0);
     }
+    Ok(())
 }
 
 /// Key frame (an IDR slice) and picture size (from an in-band SPS) of one H.264 access unit.
@@ -359,6 +395,7 @@ fn parse_track(
         },
         nal_length_size,
         pre_skip,
+        codec_private: codec_private.map(<[u8]>::to_vec),
         scan: TrackScan::new(
             threshold_ms.saturating_mul(1_000_000),
             codec == Codec::H264,

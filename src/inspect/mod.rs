@@ -118,6 +118,9 @@ pub struct TrackReport {
     /// audio starts this much after the first packet's timestamp.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pre_skip: Option<u32>,
+    /// The codec's configuration (avcC, OpusHead), for remuxing.
+    #[serde(skip)]
+    pub codec_private: Option<Vec<u8>>,
     /// First and last presentation time, container ms; `None` for a track without frames.
     pub first_ms: Option<i64>,
     pub last_ms: Option<i64>,
@@ -148,6 +151,7 @@ impl TrackReport {
         sample_rate: Option<f64>,
         channels: Option<u64>,
         pre_skip: Option<u32>,
+        codec_private: Option<Vec<u8>>,
         scan: &TrackScan,
     ) -> TrackReport {
         TrackReport {
@@ -169,6 +173,7 @@ impl TrackReport {
             sample_rate,
             channels,
             pre_skip,
+            codec_private,
             first_ms: scan.first.map(ns_to_ms),
             last_ms: scan.last().map(ns_to_ms),
             frames: scan.frames,
@@ -279,6 +284,13 @@ pub struct SegmentReport {
     /// The container's own duration (first to last frame of any track).
     pub duration_ms: Option<i64>,
     pub tracks: Vec<TrackReport>,
+}
+
+impl SegmentReport {
+    /// The first track of `kind`.
+    pub fn track(&self, kind: TrackKind) -> Option<&TrackReport> {
+        self.tracks.iter().find(|t| t.kind == kind)
+    }
 }
 
 /// Opens the archive at `path` and inspects every container in it.

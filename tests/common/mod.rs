@@ -195,6 +195,8 @@ pub struct Decoded {
     /// between buffers filled with silence), and the time of the first sample.
     pub audio: Vec<f32>,
     pub audio_start_ns: u64,
+    /// The same audio as a naive player hears it: buffers back to back, timestamps ignored.
+    pub audio_naive: Vec<f32>,
 }
 
 impl Decoded {
@@ -282,26 +284,37 @@ impl Decoded {
         out
     }
 
+    /// Beep onsets (ms) in the naive audio, counted from its first sample.
+    pub fn naive_beeps_ms(&self) -> Vec<f64> {
+        onsets(&self.audio_naive, 0.0)
+    }
+
     /// Times (ms) at which a loud beep starts (above 0.3: the mix of four -24 dBFS tones stays
     /// under 0.26).
     pub fn beeps_ms(&self) -> Vec<f64> {
-        let mut out: Vec<f64> = Vec::new();
-        let mut last_loud: Option<usize> = None;
-        for (i, s) in self.audio.iter().enumerate() {
-            if s.abs() > 0.3 {
-                if last_loud.is_none_or(|l| i - l > 4_800) {
-                    // A beep at 2 kHz peaks within a quarter period; step back to its start.
-                    let mut start = i;
-                    while start > 0 && i - start < 48 && self.audio[start - 1].abs() > 0.02 {
-                        start -= 1;
-                    }
-                    out.push(self.audio_start_ns as f64 / 1e6 + start as f64 / 48.0);
-                }
-                last_loud = Some(i);
-            }
-        }
-        out
+        onsets(&self.audio, self.audio_start_ns as f64 / 1e6)
     }
+}
+
+/// Beep onsets (ms, from `start_ms`) in mono 48 kHz `audio`: above 0.3 (the mix of four
+/// -24 dBFS tones stays under 0.26), at least 100 ms after the previous loud sample.
+fn onsets(audio: &[f32], start_ms: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut last_loud: Option<usize> = None;
+    for (i, s) in audio.iter().enumerate() {
+        if s.abs() > 0.3 {
+            if last_loud.is_none_or(|l| i - l > 4_800) {
+                // A 2 kHz beep peaks within a quarter period; step back to its start.
+                let mut start = i;
+                while start > 0 && i - start < 48 && audio[start - 1].abs() > 0.02 {
+                    start -= 1;
+                }
+                out.push(start_ms + start as f64 / 48.0);
+            }
+            last_loud = Some(i);
+        }
+    }
+    out
 }
 
 /// Decodes a media file with GStreamer's decodebin: every video frame's mean luma and all
@@ -423,10 +436,12 @@ pub fn decode(path: &Path) -> Decoded {
                     let len = d.audio.len();
                     d.audio.resize(len + (at - len), 0.0);
                 }
-                d.audio.extend(
-                    map.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                );
+                let samples: Vec<f32> = map
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                d.audio.extend_from_slice(&samples);
+                d.audio_naive.extend_from_slice(&samples);
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),

@@ -1,0 +1,313 @@
+//! Repairing an archive into one standalone, playable file per participant.
+//!
+//! The fast path copies every real packet, audio and video, and rebuilds the container:
+//! a stream's segments are joined on one clock, audio holes (mutes, the time between
+//! segments, and with `--align archive` the time before and after the stream) are filled
+//! with silent Opus frames so that even a decoder that just plays packets back to back hears
+//! each sound where it was recorded, and the file gets a `Duration` and `Cues`. Nothing is
+//! decoded or encoded. Video holes stay holes: players hold the last frame.
+
+pub mod fill;
+pub mod remux;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::archive::Archive;
+use crate::error::{Error, Result};
+use crate::inspect::matroska::scan_frames;
+use crate::inspect::{Codec, InspectOptions, SegmentReport, TrackKind, inspect_opened};
+use crate::output::AtomicFile;
+use fill::{opus_silence, silence_fill};
+use remux::{OutTrack, Remuxer};
+
+/// Where each repaired file's time 0 is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Align {
+    /// Each file starts when its stream starts and ends when it stops.
+    #[default]
+    Stream,
+    /// Every file starts at the archive's first startTimeOffset and lasts the whole span,
+    /// so all files drop into an editor together.
+    Archive,
+}
+
+/// What was written for one stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RepairedStream {
+    pub stream_id: String,
+    pub label: String,
+    pub output: PathBuf,
+    /// `remux`: packets copied, container rebuilt, no re-encode.
+    pub path: &'static str,
+    pub segments: usize,
+    /// Where the file's time 0 is on the archive timeline.
+    pub start_ms: i64,
+    pub duration_ms: i64,
+    /// Silence inserted to make the audio continuous.
+    pub silence_ms: i64,
+    pub video_packets: u64,
+    pub audio_packets: u64,
+}
+
+/// `mosaic repair --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RepairReport {
+    pub align: Align,
+    pub streams: Vec<RepairedStream>,
+    pub warnings: Vec<String>,
+    pub wall_ms: u64,
+}
+
+/// A file name piece from a label: letters, digits, `-` and `_`, at most 40 characters.
+pub fn slug(label: &str) -> String {
+    let mut s: String = label
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    s.trim_matches('-').chars().take(40).collect()
+}
+
+/// Repairs every stream of `archive` into `out_dir` (created if missing).
+pub fn repair(archive: &Path, out_dir: &Path, align: Align) -> Result<RepairReport> {
+    let started = Instant::now();
+    let mut archive = Archive::open(archive)?;
+    let report = inspect_opened(&mut archive, &InspectOptions::default())?;
+    let timeline = archive.timeline();
+    let span = timeline.span().ok_or_else(|| {
+        Error::InvalidOption("nothing to repair: the archive has no streams".into())
+    })?;
+    std::fs::create_dir_all(out_dir).map_err(|source| Error::Write {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+
+    let mut streams = Vec::new();
+    for stream in &timeline.streams {
+        let (origin, end) = match align {
+            Align::Stream => (stream.start().0, stream.stop().0),
+            Align::Archive => (span.start.0, span.stop.0),
+        };
+        let segments: Vec<(&SegmentReport, i64)> = stream
+            .segments
+            .iter()
+            .flat_map(|seg| &seg.sources)
+            .filter_map(|src| {
+                report
+                    .segment(&src.filename)
+                    .map(|r| (r, src.start.0 - origin))
+            })
+            .collect();
+        let tracks = output_tracks(&stream.id, &segments)?;
+        let ext = if segments.iter().all(|(r, _)| r.container == "webm") {
+            "webm"
+        } else {
+            "mkv"
+        };
+        let label_part = slug(&stream.label);
+        let name = if label_part.is_empty() || label_part == stream.id {
+            format!("{}.{ext}", stream.id)
+        } else {
+            format!("{}-{label_part}.{ext}", stream.id)
+        };
+        let out_path = out_dir.join(name);
+        let written = remux_stream(
+            &mut archive,
+            &segments,
+            &tracks,
+            end - origin,
+            &out_path,
+            ext,
+        )?;
+        streams.push(RepairedStream {
+            stream_id: stream.id.clone(),
+            label: stream.label.clone(),
+            output: out_path,
+            path: "remux",
+            segments: segments.len(),
+            start_ms: origin,
+            ..written
+        });
+    }
+    Ok(RepairReport {
+        align,
+        streams,
+        warnings: report.warnings,
+        wall_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The tracks of a stream's joined file, from its segments; refuses what cannot be joined
+/// without re-encoding.
+fn output_tracks(stream_id: &str, segments: &[(&SegmentReport, i64)]) -> Result<Vec<OutTrack>> {
+    let mut out: Vec<OutTrack> = Vec::new();
+    for (kind, number) in [(TrackKind::Video, 1), (TrackKind::Audio, 2)] {
+        let found: Vec<_> = segments
+            .iter()
+            .filter_map(|(r, _)| r.tracks.iter().find(|t| t.kind == kind && t.frames > 0))
+            .collect();
+        let Some(first) = found.first() else { continue };
+        let joinable = found.iter().all(|t| {
+            t.codec_id == first.codec_id
+                && t.channels == first.channels
+                && (t.codec != Codec::H264 || t.codec_private == first.codec_private)
+        });
+        if !joinable {
+            return Err(Error::InvalidOption(format!(
+                "stream {stream_id}: its segments' {kind:?} codec parameters differ; joining them needs a re-encode, which repair does not do yet"
+            )));
+        }
+        out.push(OutTrack {
+            number,
+            kind,
+            codec_id: first.codec_id.clone(),
+            codec_private: first.codec_private.clone(),
+            width: first.width,
+            height: first.height,
+            sample_rate: first.sample_rate,
+            channels: first.channels,
+        });
+    }
+    Ok(out)
+}
+
+fn remux_stream(
+    archive: &mut Archive,
+    segments: &[(&SegmentReport, i64)],
+    tracks: &[OutTrack],
+    end_ms: i64,
+    out_path: &Path,
+    ext: &str,
+) -> Result<RepairedStream> {
+    let opts = InspectOptions::default();
+    let audio = tracks.iter().find(|t| t.kind == TrackKind::Audio).cloned();
+    let end_ns = end_ms * 1_000_000;
+
+    // Pass 1: where the real audio is, on the file's clock. Each segment's Opus starts with
+    // its encoder's priming (the OpusHead pre-skip), which a decoder drops only once, at the
+    // start of the file: for every later segment, the silence before it must end that much
+    // earlier, or everything after it comes late by the priming (6.5 ms a segment).
+    let mut packets: Vec<(i64, i64)> = Vec::new();
+    if audio.is_some() {
+        for (k, (seg, offset_ms)) in segments.iter().enumerate() {
+            let offset = offset_ms * 1_000_000;
+            let priming = match (k, seg.track(TrackKind::Audio).and_then(|t| t.pre_skip)) {
+                (0, _) | (_, None) => 0,
+                (_, Some(samples)) => i64::from(samples) * 1_000_000_000 / 48_000,
+            };
+            let mut first = true;
+            scan_frames(
+                archive.open_entry(&seg.filename)?,
+                &seg.filename,
+                &opts,
+                &mut |f| {
+                    if f.kind == TrackKind::Audio {
+                        let lead = if std::mem::take(&mut first) {
+                            priming
+                        } else {
+                            0
+                        };
+                        let pts = (f.pts_ns + offset).max(0);
+                        packets.push((pts - lead, f.duration_ns.unwrap_or(20_000_000) + lead));
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        packets.sort_unstable();
+    }
+    let silence = if audio.is_some() {
+        silence_fill(&packets, 0, end_ns)
+    } else {
+        Vec::new()
+    };
+    let channels = audio.as_ref().and_then(|a| a.channels).unwrap_or(1);
+
+    // Pass 2: every packet, with the silence merged in by time.
+    let file = AtomicFile::create(out_path)?;
+    let doc_type = if ext == "webm" { "webm" } else { "matroska" };
+    let mut mux = Remuxer::new(file, doc_type, tracks)?;
+    let mut next_silence = 0;
+    let (mut video_packets, mut audio_packets) = (0u64, 0u64);
+    let write_silence_until =
+        |mux: &mut Remuxer<AtomicFile>, t: i64, next: &mut usize| -> Result<()> {
+            while let Some(s) = silence.get(*next).filter(|s| s.pts_ns <= t) {
+                mux.write(
+                    2,
+                    TrackKind::Audio,
+                    s.pts_ns,
+                    s.duration_ns,
+                    true,
+                    &opus_silence(s.duration_ns, channels),
+                )?;
+                *next += 1;
+            }
+            Ok(())
+        };
+    for (seg, offset_ms) in segments {
+        let offset = offset_ms * 1_000_000;
+        scan_frames(
+            archive.open_entry(&seg.filename)?,
+            &seg.filename,
+            &opts,
+            &mut |f| {
+                let t = (f.pts_ns + offset).max(0);
+                if t >= end_ns {
+                    return Ok(());
+                }
+                write_silence_until(&mut mux, t, &mut next_silence)?;
+                let (number, duration) = match f.kind {
+                    TrackKind::Video => {
+                        video_packets += 1;
+                        (1, 0)
+                    }
+                    TrackKind::Audio => {
+                        audio_packets += 1;
+                        (2, f.duration_ns.unwrap_or(20_000_000))
+                    }
+                };
+                mux.write(number, f.kind, t, duration, f.keyframe, f.data)
+            },
+        )?;
+    }
+    write_silence_until(&mut mux, i64::MAX, &mut next_silence)?;
+    let (file, duration_ms) = mux.finish(end_ms)?;
+    file.commit()?;
+    Ok(RepairedStream {
+        stream_id: String::new(),
+        label: String::new(),
+        output: out_path.to_path_buf(),
+        path: "remux",
+        segments: segments.len(),
+        start_ms: 0,
+        duration_ms,
+        silence_ms: silence.iter().map(|s| s.duration_ns).sum::<i64>() / 1_000_000,
+        video_packets,
+        audio_packets,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("Alice \"Ally\" Ångström"), "Alice-Ally-Ångström");
+        assert_eq!(slug("../../etc/passwd"), "etc-passwd");
+        assert_eq!(slug("Bob 🎥"), "Bob");
+        assert_eq!(slug(""), "");
+    }
+}
