@@ -1,7 +1,8 @@
 //! Where silence goes so that a stream's audio is continuous (pure, no I/O).
 //!
 //! Given the real audio packets of a stream (output time and length) and the span the file
-//! must cover, [`silence_fill`] lists the silent Opus frames that close every hole: leading,
+//! must cover, [`schedule`] places each packet and lists the silent Opus frames that close
+//! every hole: leading,
 //! between packets (mutes, and between segments) and trailing. Frames are 20 ms, then 10, 5
 //! and 2.5 ms to close a hole to within 2.5 ms, so what follows a hole starts where it was
 //! recorded even for a decoder that simply plays packets one after another.
@@ -16,31 +17,48 @@ pub struct Silence {
     pub duration_ns: i64,
 }
 
-/// Silence for the holes among `packets` (sorted (pts, duration) in output ns) within
-/// `[start_ns, end_ns)`. Holes shorter than 2.5 ms are left alone.
-pub fn silence_fill(packets: &[(i64, i64)], start_ns: i64, end_ns: i64) -> Vec<Silence> {
-    let mut out = Vec::new();
-    let mut next = start_ns;
-    let fill = |out: &mut Vec<Silence>, from: i64, to: i64| {
+/// Where each audio packet and each silent frame goes in a repaired file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AudioSchedule {
+    /// The output time of each real packet, in the order given.
+    pub packets: Vec<i64>,
+    pub silence: Vec<Silence>,
+}
+
+/// Schedules `packets` ((pts, duration) in output ns, in storage order) on one continuous
+/// clock over `[start_ns, end_ns)`.
+///
+/// The clock runs from packet to packet: a packet plays after the one before it, even when
+/// its timestamp says it starts earlier. Browsers stamp 60 ms packets with jitter (0.200,
+/// 0.200, 0.300 s…): that is continuous sound, and the packets are re-stamped where they
+/// really play. A packet stamped after the clock opens a hole, which silence fills to
+/// within 2.5 ms; the packet then starts where the silence ends, so a player that plays
+/// packets back to back and one that follows timestamps hear it at the same time.
+pub fn schedule(packets: &[(i64, i64)], start_ns: i64, end_ns: i64) -> AudioSchedule {
+    let mut out = AudioSchedule::default();
+    let mut clock = start_ns;
+    let fill = |out: &mut AudioSchedule, from: i64, to: i64| -> i64 {
         let mut t = from;
         for &len in &SILENCE_FRAMES_NS {
             while to - t >= len {
-                out.push(Silence {
+                out.silence.push(Silence {
                     pts_ns: t,
                     duration_ns: len,
                 });
                 t += len;
             }
         }
+        t
     };
     for &(pts, dur) in packets {
-        if pts > next {
-            fill(&mut out, next, pts);
+        if pts > clock {
+            clock = fill(&mut out, clock, pts);
         }
-        next = next.max(pts + dur);
+        out.packets.push(clock);
+        clock += dur;
     }
-    if end_ns > next {
-        fill(&mut out, next, end_ns);
+    if end_ns > clock {
+        fill(&mut out, clock, end_ns);
     }
     out
 }
@@ -63,6 +81,10 @@ mod tests {
     use super::*;
 
     const MS: i64 = 1_000_000;
+
+    fn silence_fill(p: &[(i64, i64)], start: i64, end: i64) -> Vec<Silence> {
+        schedule(p, start, end).silence
+    }
 
     fn total(s: &[Silence]) -> i64 {
         s.iter().map(|x| x.duration_ns).sum()
@@ -107,7 +129,7 @@ mod tests {
             77 * MS + 300_000,
         );
         let inner: Vec<i64> = s.iter().map(|x| x.duration_ns).collect();
-        assert_eq!(inner, [20 * MS, 10 * MS, 5 * MS, 2_500_000]);
+        assert_eq!(inner, [20 * MS, 10 * MS, 5 * MS]); // 37.3 ms: 2.3 ms stay open
         let end = s.last().map(|x| x.pts_ns + x.duration_ns).unwrap_or(0);
         assert!(57 * MS + 300_000 - end < 2_500_000);
     }

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::inspect::matroska::scan_frames;
 use crate::inspect::{Codec, InspectOptions, SegmentReport, TrackKind, inspect_opened};
 use crate::output::AtomicFile;
-use fill::{opus_silence, silence_fill};
+use fill::{opus_silence, schedule};
 use remux::{OutTrack, Remuxer};
 
 /// Where each repaired file's time 0 is.
@@ -226,13 +226,14 @@ fn remux_stream(
                 },
             )?;
         }
-        packets.sort_unstable();
     }
-    let silence = if audio.is_some() {
-        silence_fill(&packets, 0, end_ns)
+    let plan = if audio.is_some() {
+        schedule(&packets, 0, end_ns)
     } else {
-        Vec::new()
+        Default::default()
     };
+    let silence = plan.silence;
+    let mut audio_times = plan.packets.into_iter();
     let channels = audio.as_ref().and_then(|a| a.channels).unwrap_or(1);
 
     // Pass 2: every packet, with the silence merged in by time.
@@ -263,21 +264,24 @@ fn remux_stream(
             &seg.filename,
             &opts,
             &mut |f| {
-                let t = (f.pts_ns + offset).max(0);
+                // Audio goes where the schedule says: continuous, re-stamped if jittery.
+                let recorded = (f.pts_ns + offset).max(0);
+                let (number, t, duration) = match f.kind {
+                    TrackKind::Video => (1, recorded, 0),
+                    TrackKind::Audio => (
+                        2,
+                        audio_times.next().unwrap_or(recorded),
+                        f.duration_ns.unwrap_or(20_000_000),
+                    ),
+                };
                 if t >= end_ns {
                     return Ok(());
                 }
+                match f.kind {
+                    TrackKind::Video => video_packets += 1,
+                    TrackKind::Audio => audio_packets += 1,
+                }
                 write_silence_until(&mut mux, t, &mut next_silence)?;
-                let (number, duration) = match f.kind {
-                    TrackKind::Video => {
-                        video_packets += 1;
-                        (1, 0)
-                    }
-                    TrackKind::Audio => {
-                        audio_packets += 1;
-                        (2, f.duration_ns.unwrap_or(20_000_000))
-                    }
-                };
                 mux.write(number, f.kind, t, duration, f.keyframe, f.data)
             },
         )?;
