@@ -138,6 +138,7 @@ enum Command {
     /// Examples:
     ///   mosaic repair call.zip -o tracks/
     ///   mosaic repair call.zip -o tracks/ --align archive --json
+    ///   mosaic repair call.zip -o podcast/ --align archive --audio-only wav
     #[command(verbatim_doc_comment, after_long_help = EXIT_CODES)]
     Repair {
         /// The individual-stream archive (.zip).
@@ -149,6 +150,10 @@ enum Command {
         /// the archive's start and lasts the whole span.
         #[arg(long, value_enum, default_value_t = mosaic::repair::Align::Stream)]
         align: mosaic::repair::Align,
+        /// Write one aligned audio file per participant instead: opus (the recorded packets
+        /// in Ogg, no re-encode; the default), flac or wav.
+        #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "opus")]
+        audio_only: Option<mosaic::repair::AudioFormat>,
         /// Print a JSON report on stdout.
         #[arg(long)]
         json: bool,
@@ -387,9 +392,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             archive,
             output,
             align,
+            audio_only,
             json,
         } => {
-            let report = mosaic::repair::repair(&archive, &output, align)
+            let report = mosaic::repair::repair_with(&archive, &output, align, audio_only)
                 .with_context(|| format!("repairing {}", archive.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -256,3 +256,43 @@ fn failed_repair_leaves_nothing_that_looks_finished() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn audio_only_files_are_aligned_for_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = write_sample(dir.path(), &mutes_spec(ContainerKind::Webm));
+    for (format, codec) in [
+        (mosaic::repair::AudioFormat::Opus, "opus"),
+        (mosaic::repair::AudioFormat::Flac, "flac"),
+        (mosaic::repair::AudioFormat::Wav, "pcm_s16le"),
+    ] {
+        let out = dir.path().join(codec);
+        let report = mosaic::repair::repair_with(&zip, &out, Align::Archive, Some(format)).unwrap();
+        for s in &report.streams {
+            let (codecs, duration) = probe(&s.output);
+            assert_eq!(codecs, [codec], "{}", s.output.display());
+            near(duration * 1000.0, 8_000.0, FRAME_MS, "audio-only duration");
+            let d = decode(&s.output);
+            let want: &[f64] = if s.stream_id == "m" {
+                &[1_000.0, 3_500.0, 6_500.0]
+            } else {
+                &[1_000.0, 5_000.0]
+            };
+            let beeps = d.naive_beeps_ms();
+            assert_eq!(
+                beeps.len(),
+                want.len(),
+                "{codec} {}: {beeps:?}",
+                s.stream_id
+            );
+            for (got, want) in beeps.iter().zip(want) {
+                near(*got, *want, 20.0, &format!("{codec} {} beep", s.stream_id));
+            }
+        }
+        let names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+}

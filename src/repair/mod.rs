@@ -7,6 +7,7 @@
 //! each sound where it was recorded, and the file gets a `Duration` and `Cues`. Nothing is
 //! decoded or encoded. Video holes stay holes: players hold the last frame.
 
+pub mod audio_only;
 pub mod fill;
 pub mod remux;
 
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::inspect::matroska::scan_frames;
 use crate::inspect::{Codec, InspectOptions, SegmentReport, TrackKind, inspect_opened};
 use crate::output::AtomicFile;
+pub use audio_only::AudioFormat;
 use fill::{opus_silence, schedule};
 use remux::{OutTrack, Remuxer};
 
@@ -82,6 +84,16 @@ pub fn slug(label: &str) -> String {
 
 /// Repairs every stream of `archive` into `out_dir` (created if missing).
 pub fn repair(archive: &Path, out_dir: &Path, align: Align) -> Result<RepairReport> {
+    repair_with(archive, out_dir, align, None)
+}
+
+/// Like [`repair`]; with `audio_only`, writes one aligned audio file per stream instead.
+pub fn repair_with(
+    archive: &Path,
+    out_dir: &Path,
+    align: Align,
+    audio_only: Option<AudioFormat>,
+) -> Result<RepairReport> {
     let started = Instant::now();
     let mut archive = Archive::open(archive)?;
     let report = inspect_opened(&mut archive, &InspectOptions::default())?;
@@ -110,12 +122,22 @@ pub fn repair(archive: &Path, out_dir: &Path, align: Align) -> Result<RepairRepo
                     .map(|r| (r, src.start.0 - origin))
             })
             .collect();
-        let tracks = output_tracks(&stream.id, &segments)?;
-        let ext = if segments.iter().all(|(r, _)| r.container == "webm") {
+        let mut tracks = output_tracks(&stream.id, &segments)?;
+        if audio_only.is_some() {
+            tracks.retain(|t| t.kind == TrackKind::Audio);
+            if tracks.is_empty() {
+                return Err(Error::InvalidOption(format!(
+                    "stream {}: no audio to write",
+                    stream.id
+                )));
+            }
+        }
+        let container_ext = if segments.iter().all(|(r, _)| r.container == "webm") {
             "webm"
         } else {
             "mkv"
         };
+        let ext = audio_only.map_or(container_ext, AudioFormat::extension);
         let label_part = slug(&stream.label);
         let name = if label_part.is_empty() || label_part == stream.id {
             format!("{}.{ext}", stream.id)
@@ -123,19 +145,46 @@ pub fn repair(archive: &Path, out_dir: &Path, align: Align) -> Result<RepairRepo
             format!("{}-{label_part}.{ext}", stream.id)
         };
         let out_path = out_dir.join(name);
-        let written = remux_stream(
-            &mut archive,
-            &segments,
-            &tracks,
-            end - origin,
-            &out_path,
-            ext,
-        )?;
+        let duration_ms = end - origin;
+        let written = match audio_only {
+            None => remux_stream(
+                &mut archive,
+                &segments,
+                &tracks,
+                duration_ms,
+                &out_path,
+                ext,
+            )?,
+            Some(format) => {
+                // The repaired audio, remuxed to a private file, then re-wrapped.
+                let temp = tempfile::Builder::new()
+                    .prefix("mosaic-repair-")
+                    .suffix(".webm")
+                    .tempfile()
+                    .map_err(|source| Error::Write {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
+                let webm = temp.path().to_path_buf();
+                let written =
+                    remux_stream(&mut archive, &segments, &tracks, duration_ms, &webm, "webm")?;
+                let out = AtomicFile::create(&out_path)?;
+                audio_only::convert(&webm, out.temp_path(), format)?;
+                out.commit()?;
+                RepairedStream {
+                    path: if format == AudioFormat::Opus {
+                        "remux"
+                    } else {
+                        "remux+decode"
+                    },
+                    ..written
+                }
+            }
+        };
         streams.push(RepairedStream {
             stream_id: stream.id.clone(),
             label: stream.label.clone(),
             output: out_path,
-            path: "remux",
             segments: segments.len(),
             start_ms: origin,
             ..written
@@ -178,6 +227,10 @@ fn output_tracks(stream_id: &str, segments: &[(&SegmentReport, i64)]) -> Result<
             height: first.height,
             sample_rate: first.sample_rate,
             channels: first.channels,
+            codec_delay_ns: first
+                .pre_skip
+                .filter(|_| first.codec == Codec::Opus)
+                .map(|samples| u64::from(samples) * 1_000_000_000 / 48_000),
         });
     }
     Ok(out)

@@ -25,6 +25,9 @@ pub struct OutTrack {
     pub height: Option<u32>,
     pub sample_rate: Option<f64>,
     pub channels: Option<u64>,
+    /// Opus: the encoder priming to drop at the start, in ns (the OpusHead pre-skip).
+    /// GStreamer takes it from here, ffmpeg from the OpusHead; both must agree.
+    pub codec_delay_ns: Option<u64>,
 }
 
 /// Space kept after the segment header for the SeekHead (patched at the end).
@@ -148,6 +151,10 @@ impl<W: Write + Seek> Remuxer<W> {
                     }
                     TrackKind::Audio => {
                         c.push(MatroskaSpec::TrackType(2));
+                        if let Some(delay) = t.codec_delay_ns {
+                            c.push(MatroskaSpec::CodecDelay(delay));
+                            c.push(MatroskaSpec::SeekPreRoll(80_000_000));
+                        }
                         c.push(MatroskaSpec::Audio(Master::Full(vec![
                             MatroskaSpec::SamplingFrequency(t.sample_rate.unwrap_or(48_000.0)),
                             MatroskaSpec::Channels(t.channels.unwrap_or(1)),
