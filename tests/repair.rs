@@ -15,6 +15,9 @@ use mosaic::repair::{Align, RepairReport, repair};
 use mosaic::sample::ContainerKind;
 
 const FRAME_MS: f64 = 1000.0 / 30.0;
+/// The issue asks for beeps within 20 ms; repair places them within a sample or two of
+/// 1.25 ms, and this tighter bound catches the priming and rounding slips that cost 2-7 ms.
+const BEEP_MS: f64 = 3.0;
 
 fn run(container: ContainerKind, align: Align) -> (tempfile::TempDir, RepairReport) {
     let dir = tempfile::tempdir().unwrap();
@@ -111,7 +114,7 @@ fn check_marks(report: &RepairReport, origin_m: f64, origin_s: f64) {
         near(
             *got,
             *want,
-            20.0,
+            BEEP_MS,
             "m beep (after the audio mute, after the video mute)",
         );
     }
@@ -128,7 +131,7 @@ fn check_marks(report: &RepairReport, origin_m: f64, origin_s: f64) {
         near(
             *got,
             *want,
-            20.0,
+            BEEP_MS,
             "s beep (the second in its second segment)",
         );
     }
@@ -286,7 +289,12 @@ fn audio_only_files_are_aligned_for_every_format() {
                 s.stream_id
             );
             for (got, want) in beeps.iter().zip(want) {
-                near(*got, *want, 20.0, &format!("{codec} {} beep", s.stream_id));
+                near(
+                    *got,
+                    *want,
+                    BEEP_MS,
+                    &format!("{codec} {} beep", s.stream_id),
+                );
             }
         }
         let names: Vec<_> = std::fs::read_dir(&out)

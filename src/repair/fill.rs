@@ -32,7 +32,7 @@ pub struct AudioSchedule {
 /// its timestamp says it starts earlier. Browsers stamp 60 ms packets with jitter (0.200,
 /// 0.200, 0.300 s…): that is continuous sound, and the packets are re-stamped where they
 /// really play. A packet stamped after the clock opens a hole, which silence fills to
-/// within 2.5 ms; the packet then starts where the silence ends, so a player that plays
+/// within 1.25 ms; the packet then starts where the silence ends, so a player that plays
 /// packets back to back and one that follows timestamps hear it at the same time.
 pub fn schedule(packets: &[(i64, i64)], start_ns: i64, end_ns: i64) -> AudioSchedule {
     let mut out = AudioSchedule::default();
@@ -50,9 +50,11 @@ pub fn schedule(packets: &[(i64, i64)], start_ns: i64, end_ns: i64) -> AudioSche
         }
         t
     };
+    // Holes close to the nearest 2.5 ms: a packet lands within 1.25 ms of its time.
+    let half = SILENCE_FRAMES_NS[SILENCE_FRAMES_NS.len() - 1] / 2;
     for &(pts, dur) in packets {
         if pts > clock {
-            clock = fill(&mut out, clock, pts);
+            clock = fill(&mut out, clock, pts + half);
         }
         out.packets.push(clock);
         clock += dur;
@@ -122,16 +124,16 @@ mod tests {
     }
 
     #[test]
-    fn odd_holes_close_to_within_two_and_a_half_ms() {
+    fn odd_holes_close_to_the_nearest_two_and_a_half_ms() {
         let s = silence_fill(
             &[(0, 20 * MS), (57 * MS + 300_000, 20 * MS)],
             0,
             77 * MS + 300_000,
         );
         let inner: Vec<i64> = s.iter().map(|x| x.duration_ns).collect();
-        assert_eq!(inner, [20 * MS, 10 * MS, 5 * MS]); // 37.3 ms: 2.3 ms stay open
+        assert_eq!(inner, [20 * MS, 10 * MS, 5 * MS, 2_500_000]); // 37.3 ms, to the nearest 2.5
         let end = s.last().map(|x| x.pts_ns + x.duration_ns).unwrap_or(0);
-        assert!(57 * MS + 300_000 - end < 2_500_000);
+        assert!((57 * MS + 300_000 - end).abs() <= 1_250_000);
     }
 
     #[test]

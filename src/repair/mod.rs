@@ -248,40 +248,40 @@ fn remux_stream(
     let audio = tracks.iter().find(|t| t.kind == TrackKind::Audio).cloned();
     let end_ns = end_ms * 1_000_000;
 
-    // Pass 1: where the real audio is, on the file's clock. Each segment's Opus starts with
-    // its encoder's priming (the OpusHead pre-skip), which a decoder drops only once, at the
-    // start of the file: for every later segment, the silence before it must end that much
-    // earlier, or everything after it comes late by the priming (6.5 ms a segment).
+    // Pass 1: where the real audio goes. Scheduling happens in decoded-sample time: a
+    // decoder drops the file's pre-skip P (its encoder priming, 6.5 ms) once, at the start,
+    // and presents the rest at timestamp - P (CodecDelay). Sources stamp each packet with
+    // the time of its content, i.e. its decoded start - P; so a packet's target is its
+    // time + P. A segment's first packet also carries its own encoder's priming, and may be
+    // stamped late (GStreamer stamps 0 for a packet whose content is 13.5 ms): it is put
+    // where it ends, the next packet's start. Without this, every sound after a hole or a
+    // segment join comes 6.5-7.5 ms early or late.
+    let preroll = audio.as_ref().and_then(|a| a.codec_delay_ns).unwrap_or(0) as i64;
     let mut packets: Vec<(i64, i64)> = Vec::new();
     if audio.is_some() {
-        for (k, (seg, offset_ms)) in segments.iter().enumerate() {
+        for (seg, offset_ms) in segments {
             let offset = offset_ms * 1_000_000;
-            let priming = match (k, seg.track(TrackKind::Audio).and_then(|t| t.pre_skip)) {
-                (0, _) | (_, None) => 0,
-                (_, Some(samples)) => i64::from(samples) * 1_000_000_000 / 48_000,
-            };
-            let mut first = true;
+            let mut seg_packets: Vec<(i64, i64)> = Vec::new();
             scan_frames(
                 archive.open_entry(&seg.filename)?,
                 &seg.filename,
                 &opts,
                 &mut |f| {
                     if f.kind == TrackKind::Audio {
-                        let lead = if std::mem::take(&mut first) {
-                            priming
-                        } else {
-                            0
-                        };
-                        let pts = (f.pts_ns + offset).max(0);
-                        packets.push((pts - lead, f.duration_ns.unwrap_or(20_000_000) + lead));
+                        let target = (f.pts_ns + offset).max(0) + preroll;
+                        seg_packets.push((target, f.duration_ns.unwrap_or(20_000_000)));
                     }
                     Ok(())
                 },
             )?;
+            if let [first, second, ..] = seg_packets.as_mut_slice() {
+                first.0 = first.0.min(second.0 - first.1).max(0);
+            }
+            packets.extend(seg_packets);
         }
     }
     let plan = if audio.is_some() {
-        schedule(&packets, 0, end_ns)
+        schedule(&packets, 0, end_ns + preroll)
     } else {
         Default::default()
     };
@@ -319,15 +319,17 @@ fn remux_stream(
             &mut |f| {
                 // Audio goes where the schedule says: continuous, re-stamped if jittery.
                 let recorded = (f.pts_ns + offset).max(0);
-                let (number, t, duration) = match f.kind {
-                    TrackKind::Video => (1, recorded, 0),
+                // (Audio timestamps are in decoded-sample time: presented at t - preroll.)
+                let (number, t, duration, end) = match f.kind {
+                    TrackKind::Video => (1, recorded, 0, end_ns),
                     TrackKind::Audio => (
                         2,
-                        audio_times.next().unwrap_or(recorded),
+                        audio_times.next().unwrap_or(recorded + preroll),
                         f.duration_ns.unwrap_or(20_000_000),
+                        end_ns + preroll,
                     ),
                 };
-                if t >= end_ns {
+                if t >= end {
                     return Ok(());
                 }
                 match f.kind {
