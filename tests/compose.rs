@@ -475,3 +475,33 @@ fn bad_input_fails_clearly_and_leaves_nothing() {
     );
     cli_refuses(&corrupt, &[], 65, "b.webm");
 }
+
+#[test]
+fn ctrl_c_stops_the_cli_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = mutes_spec(ContainerKind::Webm);
+    spec.id = "long".into();
+    for s in &mut spec.streams {
+        s.segments = vec![segment(0, 60_000)];
+        s.width = 320;
+        s.height = 240;
+    }
+    let zip = write_sample(dir.path(), &spec);
+    let out = dir.path().join("long.mp4");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .args(["compose", "--size", "1920x1080", "--speed", "quality"])
+        .arg(&zip)
+        .arg("-o")
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it get going, then interrupt it as a terminal would.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "exit code after Ctrl-C");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "only the archive is left: {names:?}");
+}
