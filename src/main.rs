@@ -154,6 +154,11 @@ enum Command {
         /// in Ogg, no re-encode; the default), flac or wav.
         #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "opus")]
         audio_only: Option<mosaic::repair::AudioFormat>,
+        /// Decode and encode every stream again instead of copying packets (also done,
+        /// for that stream only, when its segments cannot be joined by copying: a codec
+        /// parameter changes between them). Video holes follow compose's freeze policy.
+        #[arg(long)]
+        reencode: bool,
         /// Print a JSON report on stdout.
         #[arg(long)]
         json: bool,
@@ -393,9 +398,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             output,
             align,
             audio_only,
+            reencode,
             json,
         } => {
-            let report = mosaic::repair::repair_with(&archive, &output, align, audio_only)
+            let opts = mosaic::repair::RepairOptions {
+                align,
+                audio_only,
+                reencode,
+            };
+            let report = mosaic::repair::repair_with(&archive, &output, &opts)
                 .with_context(|| format!("repairing {}", archive.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

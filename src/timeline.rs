@@ -206,7 +206,7 @@ impl fmt::Display for TimelineWarning {
 pub const DURATION_TOLERANCE_MS: i64 = 100;
 
 /// The whole archive on one timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Timeline {
     pub archive_id: String,
     pub archive_name: Option<String>,

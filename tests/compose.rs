@@ -499,9 +499,18 @@ fn ctrl_c_stops_the_cli_and_leaves_nothing() {
     // Let it get going, then interrupt it as a terminal would.
     std::thread::sleep(std::time::Duration::from_millis(1_500));
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "exit code after Ctrl-C");
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "only the archive is left: {names:?}");
 }

@@ -45,6 +45,11 @@ fn near(got: f64, want: f64, tol: f64, what: &str) {
 
 /// The container's own facts: Duration and Cues present, audio without gaps, duration.
 fn check_container(path: &Path, duration_ms: f64) {
+    check_container_seeking(path, duration_ms, "a");
+}
+
+/// Like check_container, seeking on the `seek_on` stream ("a" or "v").
+fn check_container_seeking(path: &Path, duration_ms: f64, seek_on: &str) {
     let r = inspect_container(
         std::fs::File::open(path).unwrap(),
         "out",
@@ -76,7 +81,7 @@ fn check_container(path: &Path, duration_ms: f64) {
             "-read_intervals",
             &format!("{middle:.3}%+0.2"),
             "-select_streams",
-            "a",
+            seek_on,
             "-show_entries",
             "packet=pts_time",
             "-of",
@@ -270,7 +275,12 @@ fn audio_only_files_are_aligned_for_every_format() {
         (mosaic::repair::AudioFormat::Wav, "pcm_s16le"),
     ] {
         let out = dir.path().join(codec);
-        let report = mosaic::repair::repair_with(&zip, &out, Align::Archive, Some(format)).unwrap();
+        let opts = mosaic::repair::RepairOptions {
+            align: Align::Archive,
+            audio_only: Some(format),
+            reencode: false,
+        };
+        let report = mosaic::repair::repair_with(&zip, &out, &opts).unwrap();
         for s in &report.streams {
             let (codecs, duration) = probe(&s.output);
             assert_eq!(codecs, [codec], "{}", s.output.display());
@@ -303,4 +313,64 @@ fn audio_only_files_are_aligned_for_every_format() {
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
+}
+
+#[test]
+fn segments_that_cannot_be_joined_are_reencoded_with_marks_in_place() {
+    // s's second segment has another picture size: its H.264 configuration (avcC) differs,
+    // so copying packets cannot join the two; m's file is still remuxed.
+    let mut spec = mutes_spec(ContainerKind::Mkv);
+    spec.streams[1].segments[1].resize = Some(mosaic::sample::Resize {
+        at_ms: 4_500,
+        width: 320,
+        height: 180,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let zip = write_sample(dir.path(), &spec);
+    let report = repair(&zip, &dir.path().join("out"), Align::Stream).unwrap();
+    let path_of = |id: &str| {
+        report
+            .streams
+            .iter()
+            .find(|s| s.stream_id == id)
+            .unwrap()
+            .path
+    };
+    assert_eq!((path_of("m"), path_of("s")), ("remux", "reencode"));
+    let s = file_of(&report, "s");
+    assert!(s.extension().is_some_and(|e| e == "mkv"));
+    assert_eq!(probe(&s).0, ["h264", "opus"]);
+    check_container_seeking(&s, 7_500.0, "v");
+    let d = decode(&s);
+    let beeps = d.naive_beeps_ms();
+    assert_eq!(beeps.len(), 2, "{beeps:?}");
+    for (got, want) in beeps.iter().zip([500.0, 4_500.0]) {
+        near(*got, want, 20.0, "re-encoded beep");
+    }
+    let flashes = d.flashes_at(0.5, 0.5);
+    assert_eq!(flashes.len(), 2, "{flashes:?}");
+    for (got, want) in flashes.iter().zip([500.0, 4_500.0]) {
+        near(*got, want, FRAME_MS, "re-encoded flash");
+    }
+
+    // --reencode takes the fallback for every stream.
+    let out = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .args(["repair", "--reencode", "--json", "-o"])
+        .arg(dir.path().join("all"))
+        .arg(&zip)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paths: Vec<&str> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["reencode", "reencode"]);
 }

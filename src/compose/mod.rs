@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::archive::Archive;
 use crate::error::{Error, Result};
-use crate::inspect::{InspectOptions, TrackKind, inspect_opened};
+use crate::inspect::{InspectOptions, SegmentReport, TrackKind, inspect_opened};
 use crate::layout::Layout;
 use crate::output::AtomicFile;
 use plan::{Plan, PlanOptions, VideoMutePolicy};
@@ -29,6 +29,8 @@ pub enum OutputFormat {
     Mp4,
     /// VP8 + Opus in WebM.
     Webm,
+    /// H.264 + Opus in Matroska.
+    Mkv,
     /// AAC audio only, in MP4.
     M4a,
     /// Opus audio only, in Ogg.
@@ -41,6 +43,7 @@ impl OutputFormat {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "mp4" => Some(OutputFormat::Mp4),
             "webm" => Some(OutputFormat::Webm),
+            "mkv" => Some(OutputFormat::Mkv),
             "m4a" => Some(OutputFormat::M4a),
             "opus" | "ogg" => Some(OutputFormat::Opus),
             _ => None,
@@ -48,7 +51,10 @@ impl OutputFormat {
     }
 
     pub fn has_video(self) -> bool {
-        matches!(self, OutputFormat::Mp4 | OutputFormat::Webm)
+        matches!(
+            self,
+            OutputFormat::Mp4 | OutputFormat::Webm | OutputFormat::Mkv
+        )
     }
 }
 
@@ -178,6 +184,64 @@ pub struct ComposeReport {
     pub realtime_factor: f64,
 }
 
+/// An archive's media files, extracted under names of our own into a private folder that
+/// is removed when this is dropped.
+pub struct ExtractedMedia {
+    dir: tempfile::TempDir,
+    files: Vec<(String, pipeline::MediaFile)>,
+}
+
+impl ExtractedMedia {
+    pub fn extract<'a>(
+        archive: &mut Archive,
+        segments: impl Iterator<Item = &'a SegmentReport>,
+    ) -> Result<ExtractedMedia> {
+        let dir = tempfile::Builder::new()
+            .prefix("mosaic-media-")
+            .tempdir()
+            .map_err(|source| Error::Write {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let mut files = Vec::new();
+        for (i, seg) in segments.enumerate() {
+            let path = dir.path().join(format!("{i}.mkv"));
+            let mut file = std::fs::File::create(&path).map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+            let mut entry = archive.open_entry(&seg.filename)?;
+            std::io::copy(&mut entry, &mut file).map_err(|e| Error::DamagedEntry {
+                name: seg.filename.clone(),
+                reason: e.to_string(),
+            })?;
+            let codec = |kind| {
+                seg.tracks
+                    .iter()
+                    .find(|t| t.kind == kind && t.frames > 0)
+                    .map(|t| t.codec)
+            };
+            files.push((
+                seg.filename.clone(),
+                (path, codec(TrackKind::Video), codec(TrackKind::Audio)),
+            ));
+        }
+        Ok(ExtractedMedia { dir, files })
+    }
+
+    /// The extracted file for an archive entry name.
+    pub fn lookup(&self, name: &str) -> Option<pipeline::MediaFile> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.clone())
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 /// Composes the archive at `archive` into `output`.
 pub fn compose(
     archive: &Path,
@@ -216,45 +280,11 @@ pub fn compose(
         )
     })?;
 
-    // The media, extracted under names of our own into a private folder.
-    let work = tempfile::Builder::new()
-        .prefix("mosaic-compose-")
-        .tempdir()
-        .map_err(|source| Error::Write {
-            path: std::env::temp_dir(),
-            source,
-        })?;
-    let mut media = Vec::new();
-    for (i, seg) in report.streams.iter().flat_map(|s| &s.segments).enumerate() {
-        let path = work.path().join(format!("{i}.mkv"));
-        let mut file = std::fs::File::create(&path).map_err(|source| Error::Write {
-            path: path.clone(),
-            source,
-        })?;
-        let mut entry = archive.open_entry(&seg.filename)?;
-        std::io::copy(&mut entry, &mut file).map_err(|e| Error::DamagedEntry {
-            name: seg.filename.clone(),
-            reason: e.to_string(),
-        })?;
-        let codec = |kind| {
-            seg.tracks
-                .iter()
-                .find(|t| t.kind == kind && t.frames > 0)
-                .map(|t| t.codec)
-        };
-        media.push((
-            seg.filename.clone(),
-            path,
-            codec(TrackKind::Video),
-            codec(TrackKind::Audio),
-        ));
-    }
-    let lookup = |name: &str| {
-        media
-            .iter()
-            .find(|(n, ..)| n == name)
-            .map(|(_, p, v, a)| (p.clone(), *v, *a))
-    };
+    let media = ExtractedMedia::extract(
+        &mut archive,
+        report.streams.iter().flat_map(|s| &s.segments),
+    )?;
+    let lookup = |name: &str| media.lookup(name);
 
     if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
@@ -274,6 +304,8 @@ pub fn compose(
         format,
         speed: opts.speed,
         quality: opts.quality,
+        // Like ffmpeg's x264 default (250): few key frames, small files.
+        gop_frames: opts.fps * 8,
         labels: opts.labels,
         output: out.temp_path(),
         progress: control.progress,

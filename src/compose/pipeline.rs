@@ -45,6 +45,8 @@ pub struct PipelineInput<'a> {
     pub format: OutputFormat,
     pub speed: Speed,
     pub quality: u32,
+    /// Frames between video key frames (seek points).
+    pub gop_frames: u32,
     pub labels: bool,
     pub output: &'a Path,
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
@@ -115,6 +117,7 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
             m
         }
         OutputFormat::Webm => make("webmmux")?,
+        OutputFormat::Mkv => make("matroskamux")?,
         OutputFormat::Opus => make("oggmux")?,
     };
     let sink = make("filesink")?;
@@ -422,12 +425,12 @@ fn build_video_out(
     let q = queue(Duration::from_secs(1))?;
     let mut chain = vec![comp.clone(), caps, q];
     match input.format {
-        OutputFormat::Mp4 => {
+        OutputFormat::Mp4 | OutputFormat::Mkv => {
             let enc = make("x264enc")?;
             enc.set_property_from_str("speed-preset", input.speed.x264_preset());
             enc.set_property_from_str("pass", "qual");
             enc.set_property("quantizer", input.quality);
-            enc.set_property("key-int-max", plan.fps * 8);
+            enc.set_property("key-int-max", input.gop_frames.max(1));
             // No B-frames: with them, mp4mux writes an edit list that GStreamer's own
             // qtdemux reads two frames later than ffmpeg does; without, every player agrees.
             enc.set_property("bframes", 0u32);
@@ -446,7 +449,7 @@ fn build_video_out(
             enc.set_property_from_str("end-usage", "cq");
             enc.set_property("cq-level", (input.quality as i32 / 2 + 4).clamp(4, 63));
             enc.set_property("target-bitrate", 4_000_000i32);
-            enc.set_property("keyframe-max-dist", (plan.fps * 2) as i32);
+            enc.set_property("keyframe-max-dist", input.gop_frames.max(1) as i32);
             chain.push(enc);
         }
         _ => unreachable_format()?,
@@ -509,7 +512,7 @@ fn build_audio_out(
             hide_aac_priming(&enc)?;
             chain.push(enc);
         }
-        OutputFormat::Webm | OutputFormat::Opus => {
+        OutputFormat::Webm | OutputFormat::Mkv | OutputFormat::Opus => {
             let enc = make("opusenc")?;
             enc.set_property("bitrate", 128_000i32);
             chain.push(enc);

@@ -165,8 +165,10 @@ impl Plan {
         opts: &PlanOptions,
     ) -> Option<Plan> {
         let span = timeline.span()?;
-        let start = opts.from_ms.unwrap_or(span.start.0).max(span.start.0);
-        let stop = opts.to_ms.unwrap_or(span.stop.0).min(span.stop.0);
+        // A window beyond the span is allowed (repair's --align archive re-encodes a stream
+        // over the whole archive's span): it shows black and silence there.
+        let start = opts.from_ms.unwrap_or(span.start.0);
+        let stop = opts.to_ms.unwrap_or(span.stop.0);
         if stop <= start {
             return None;
         }

@@ -311,7 +311,8 @@ fn parse_track(
         match child {
             MatroskaSpec::TrackNumber(n) => number = Some(*n),
             MatroskaSpec::TrackType(t) => track_type = Some(*t),
-            MatroskaSpec::CodecID(c) => codec_id = Some(c.clone()),
+            // EBML strings may be padded with NULs (matroskamux writes "V_MPEG4/ISO/AVC\0").
+            MatroskaSpec::CodecID(c) => codec_id = Some(c.trim_end_matches('\0').to_owned()),
             MatroskaSpec::CodecPrivate(p) => codec_private = Some(p.as_slice()),
             MatroskaSpec::Video(Master::Full(v)) => {
                 for c in v {

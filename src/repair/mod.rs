@@ -84,16 +84,33 @@ pub fn slug(label: &str) -> String {
 
 /// Repairs every stream of `archive` into `out_dir` (created if missing).
 pub fn repair(archive: &Path, out_dir: &Path, align: Align) -> Result<RepairReport> {
-    repair_with(archive, out_dir, align, None)
+    repair_with(
+        archive,
+        out_dir,
+        &RepairOptions {
+            align,
+            ..Default::default()
+        },
+    )
 }
 
-/// Like [`repair`]; with `audio_only`, writes one aligned audio file per stream instead.
-pub fn repair_with(
-    archive: &Path,
-    out_dir: &Path,
-    align: Align,
-    audio_only: Option<AudioFormat>,
-) -> Result<RepairReport> {
+/// How to repair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepairOptions {
+    pub align: Align,
+    /// Write one aligned audio file per stream instead.
+    pub audio_only: Option<AudioFormat>,
+    /// Re-encode every stream (the fallback path), even where packets could be copied.
+    pub reencode: bool,
+}
+
+/// Like [`repair`], with every option.
+pub fn repair_with(archive: &Path, out_dir: &Path, opts: &RepairOptions) -> Result<RepairReport> {
+    let RepairOptions {
+        align,
+        audio_only,
+        reencode,
+    } = *opts;
     let started = Instant::now();
     let mut archive = Archive::open(archive)?;
     let report = inspect_opened(&mut archive, &InspectOptions::default())?;
@@ -122,7 +139,34 @@ pub fn repair_with(
                     .map(|r| (r, src.start.0 - origin))
             })
             .collect();
-        let mut tracks = output_tracks(&stream.id, &segments)?;
+        let joined = output_tracks(&segments);
+        let container_ext = if segments.iter().all(|(r, _)| r.container == "webm") {
+            "webm"
+        } else {
+            "mkv"
+        };
+        // The fallback: the video cannot be joined by copying (or a re-encode was asked
+        // for), so the stream goes through the compose pipeline alone, at its own size.
+        if audio_only.is_none() && (reencode || joined.is_none()) {
+            let name = file_name(&stream.id, &stream.label, container_ext);
+            let written = reencode_stream(
+                &mut archive,
+                &report,
+                stream,
+                origin,
+                end,
+                &out_dir.join(name),
+                container_ext,
+            )?;
+            streams.push(written);
+            continue;
+        }
+        let Some(mut tracks) = joined else {
+            return Err(Error::InvalidOption(format!(
+                "stream {}: its segments' audio codec parameters differ; --audio-only cannot join them",
+                stream.id
+            )));
+        };
         if audio_only.is_some() {
             tracks.retain(|t| t.kind == TrackKind::Audio);
             if tracks.is_empty() {
@@ -132,19 +176,8 @@ pub fn repair_with(
                 )));
             }
         }
-        let container_ext = if segments.iter().all(|(r, _)| r.container == "webm") {
-            "webm"
-        } else {
-            "mkv"
-        };
         let ext = audio_only.map_or(container_ext, AudioFormat::extension);
-        let label_part = slug(&stream.label);
-        let name = if label_part.is_empty() || label_part == stream.id {
-            format!("{}.{ext}", stream.id)
-        } else {
-            format!("{}-{label_part}.{ext}", stream.id)
-        };
-        let out_path = out_dir.join(name);
+        let out_path = out_dir.join(file_name(&stream.id, &stream.label, ext));
         let duration_ms = end - origin;
         let written = match audio_only {
             None => remux_stream(
@@ -198,9 +231,101 @@ pub fn repair_with(
     })
 }
 
-/// The tracks of a stream's joined file, from its segments; refuses what cannot be joined
-/// without re-encoding.
-fn output_tracks(stream_id: &str, segments: &[(&SegmentReport, i64)]) -> Result<Vec<OutTrack>> {
+/// `<streamId>-<label>.<ext>`, or `<streamId>.<ext>` when the label adds nothing.
+fn file_name(stream_id: &str, label: &str, ext: &str) -> String {
+    let label_part = slug(label);
+    if label_part.is_empty() || label_part == stream_id {
+        format!("{stream_id}.{ext}")
+    } else {
+        format!("{stream_id}-{label_part}.{ext}")
+    }
+}
+
+/// The fallback path: one stream, decoded and encoded again through the compose pipeline at
+/// its own picture size (even), with the compose issue's mute policy for video holes and
+/// continuous audio from the mixer. Used when the packets cannot simply be copied.
+fn reencode_stream(
+    archive: &mut Archive,
+    report: &crate::inspect::ArchiveReport,
+    stream: &crate::timeline::Stream,
+    origin: i64,
+    end: i64,
+    out_path: &Path,
+    ext: &str,
+) -> Result<RepairedStream> {
+    use crate::compose::plan::{Plan, PlanOptions, VideoMutePolicy};
+    use crate::compose::{ExtractedMedia, OutputFormat, Speed, pipeline};
+
+    let seg_reports: Vec<&SegmentReport> = stream
+        .segments
+        .iter()
+        .flat_map(|s| &s.sources)
+        .filter_map(|src| report.segment(&src.filename))
+        .collect();
+    let size = seg_reports
+        .iter()
+        .filter_map(|r| r.track(TrackKind::Video))
+        .find_map(|v| Some((v.width?, v.height?)))
+        .unwrap_or((640, 480));
+    let even = |v: u32| (v.max(16) & !1) as i32;
+    let mut alone = crate::timeline::Timeline {
+        streams: vec![stream.clone()],
+        ..Default::default()
+    };
+    alone.warnings.clear();
+    let plan = Plan::new(
+        &alone,
+        |name| report.segment(name),
+        &PlanOptions {
+            width: even(size.0),
+            height: even(size.1),
+            fps: 30,
+            layout: crate::layout::Layout::BestFit,
+            video_mute: VideoMutePolicy::Freeze,
+            max_freeze_ms: 1_000,
+            from_ms: Some(origin),
+            to_ms: Some(end),
+        },
+    )
+    .ok_or_else(|| Error::InvalidOption(format!("stream {}: nothing to re-encode", stream.id)))?;
+    let media = ExtractedMedia::extract(archive, seg_reports.iter().copied())?;
+    let lookup = |name: &str| media.lookup(name);
+    let out = AtomicFile::create(out_path)?;
+    pipeline::run(&pipeline::PipelineInput {
+        plan: &plan,
+        media: &lookup,
+        format: if ext == "webm" {
+            OutputFormat::Webm
+        } else {
+            OutputFormat::Mkv
+        },
+        speed: Speed::Balanced,
+        quality: 23,
+        // A repaired file is for editing: a seek point every 2 s.
+        gop_frames: 60,
+        labels: false,
+        output: out.temp_path(),
+        progress: None,
+        cancel: None,
+    })?;
+    let output = out.commit()?;
+    Ok(RepairedStream {
+        stream_id: stream.id.clone(),
+        label: stream.label.clone(),
+        output,
+        path: "reencode",
+        segments: seg_reports.len(),
+        start_ms: origin,
+        duration_ms: end - origin,
+        silence_ms: 0,
+        video_packets: 0,
+        audio_packets: 0,
+    })
+}
+
+/// The tracks of a stream's joined file, from its segments; `None` when they cannot be
+/// joined without re-encoding (a codec or its parameters change between segments).
+fn output_tracks(segments: &[(&SegmentReport, i64)]) -> Option<Vec<OutTrack>> {
     let mut out: Vec<OutTrack> = Vec::new();
     for (kind, number) in [(TrackKind::Video, 1), (TrackKind::Audio, 2)] {
         let found: Vec<_> = segments
@@ -214,9 +339,7 @@ fn output_tracks(stream_id: &str, segments: &[(&SegmentReport, i64)]) -> Result<
                 && (t.codec != Codec::H264 || t.codec_private == first.codec_private)
         });
         if !joinable {
-            return Err(Error::InvalidOption(format!(
-                "stream {stream_id}: its segments' {kind:?} codec parameters differ; joining them needs a re-encode, which repair does not do yet"
-            )));
+            return None;
         }
         out.push(OutTrack {
             number,
@@ -233,7 +356,7 @@ fn output_tracks(stream_id: &str, segments: &[(&SegmentReport, i64)]) -> Result<
                 .map(|samples| u64::from(samples) * 1_000_000_000 / 48_000),
         });
     }
-    Ok(out)
+    Some(out)
 }
 
 fn remux_stream(
