@@ -359,7 +359,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let flag = cancel.clone();
             let _ =
                 ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
-            let bar = progress_bar();
+            let bar = progress_bar("composing", "ms");
             let progress = |pos: u64, total: u64| {
                 if let Some(bar) = &bar {
                     bar.set_length(total);
@@ -406,8 +406,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 audio_only,
                 reencode,
             };
-            let report = mosaic::repair::repair_with(&archive, &output, &opts)
-                .with_context(|| format!("repairing {}", archive.display()))?;
+            let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = cancel.clone();
+            let _ =
+                ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
+            let bar = progress_bar("repairing", "streams");
+            let progress = |done: u64, total: u64| {
+                if let Some(bar) = &bar {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+            };
+            let control = Control {
+                progress: Some(&progress),
+                cancel: Some(&cancel),
+            };
+            let result = mosaic::repair::repair_with(&archive, &output, &opts, &control);
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            let report = result.with_context(|| format!("repairing {}", archive.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -461,15 +479,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// A progress bar with ETA when stderr is a terminal; nothing otherwise.
-fn progress_bar() -> Option<indicatif::ProgressBar> {
+fn progress_bar(what: &str, unit: &str) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = indicatif::ProgressBar::new(1);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} composing [{bar:40}] {percent:>3}% of {len}ms, {elapsed} elapsed, ETA {eta}",
-    ) {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} {unit}, {{elapsed}} elapsed, ETA {{eta}}"
+    )) {
         bar.set_style(style.progress_chars("=> "));
     }
     Some(bar)

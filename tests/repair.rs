@@ -280,7 +280,7 @@ fn audio_only_files_are_aligned_for_every_format() {
             audio_only: Some(format),
             reencode: false,
         };
-        let report = mosaic::repair::repair_with(&zip, &out, &opts).unwrap();
+        let report = mosaic::repair::repair_with(&zip, &out, &opts, &Default::default()).unwrap();
         for s in &report.streams {
             let (codecs, duration) = probe(&s.output);
             assert_eq!(codecs, [codec], "{}", s.output.display());

@@ -17,6 +17,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::archive::Archive;
+use crate::compose::Control;
 use crate::error::{Error, Result};
 use crate::inspect::matroska::scan_frames;
 use crate::inspect::{Codec, InspectOptions, SegmentReport, TrackKind, inspect_opened};
@@ -91,6 +92,7 @@ pub fn repair(archive: &Path, out_dir: &Path, align: Align) -> Result<RepairRepo
             align,
             ..Default::default()
         },
+        &Control::default(),
     )
 }
 
@@ -104,8 +106,15 @@ pub struct RepairOptions {
     pub reencode: bool,
 }
 
-/// Like [`repair`], with every option.
-pub fn repair_with(archive: &Path, out_dir: &Path, opts: &RepairOptions) -> Result<RepairReport> {
+/// Like [`repair`], with every option. `control.progress` is told (streams done, streams)
+/// after each stream; `control.cancel` is checked between streams (files already written
+/// stay: each is complete).
+pub fn repair_with(
+    archive: &Path,
+    out_dir: &Path,
+    opts: &RepairOptions,
+    control: &Control<'_>,
+) -> Result<RepairReport> {
     let RepairOptions {
         align,
         audio_only,
@@ -124,7 +133,17 @@ pub fn repair_with(archive: &Path, out_dir: &Path, opts: &RepairOptions) -> Resu
     })?;
 
     let mut streams = Vec::new();
+    let total = timeline.streams.len() as u64;
     for stream in &timeline.streams {
+        if control
+            .cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(Error::Cancelled);
+        }
+        if let Some(progress) = control.progress {
+            progress(streams.len() as u64, total);
+        }
         let (origin, end) = match align {
             Align::Stream => (stream.start().0, stream.stop().0),
             Align::Archive => (span.start.0, span.stop.0),
