@@ -11,6 +11,7 @@
 //! - [`output`]: files written under a temporary name and renamed only when complete.
 
 pub mod archive;
+pub mod batch;
 pub mod compose;
 pub mod error;
 pub mod inspect;

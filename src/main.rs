@@ -23,7 +23,8 @@ Exit codes:
   66  the input file cannot be found or opened
   70  internal failure: writing output failed, GStreamer or an element is missing; worth
       retrying once the machine is fixed
-  130 interrupted (Ctrl-C); no output was left behind";
+  130 interrupted (Ctrl-C); no output was left behind
+  1   batch: one or more archives failed (the others are done; see report.json)";
 
 /// Turns Vonage/OpenTok individual-stream archives into something people can watch.
 #[derive(Parser)]
@@ -83,47 +84,8 @@ enum Command {
         /// The output file; its extension chooses the format (.mp4, .webm, .m4a, .opus).
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
-        /// The output format, when the extension does not say.
-        #[arg(long, value_enum)]
-        format: Option<OutputFormat>,
-        /// bestFit (a grid, recomputed as people join and leave; a screen share gets the
-        /// large region), pip, verticalPresentation, horizontalPresentation, or custom
-        /// (with --layout-file).
-        #[arg(long, default_value = "bestFit", value_parser = parse_layout_name)]
-        layout: String,
-        /// A custom layout: {"regions": [{"x":0,"y":0,"w":0.5,"h":1,"z":0,"role":"screen"},
-        /// {"x":0.5,"y":0,"w":0.5,"h":1,"stream":"<streamId>"}]} (fractions of the canvas;
-        /// role is screen, camera or any).
-        #[arg(long, value_name = "FILE")]
-        layout_file: Option<PathBuf>,
-        /// Output size, WIDTHxHEIGHT, from 640x480 to 1920x1080.
-        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
-        size: (i32, i32),
-        /// Output frame rate.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
-        fps: u32,
-        /// What a tile shows while its video is muted: the last frame (up to
-        /// --max-freeze, then the placeholder), black, or the placeholder at once.
-        #[arg(long, value_enum, default_value_t = MutePolicy::Freeze)]
-        video_mute: MutePolicy,
-        /// The longest a frozen frame is shown, in seconds.
-        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
-        max_freeze: f64,
-        /// Draw each stream's label on its video.
-        #[arg(long)]
-        labels: bool,
-        /// Start here on the archive timeline (seconds, or [h:]m:s[.ms]).
-        #[arg(long, value_parser = parse_time, value_name = "TIME")]
-        from: Option<i64>,
-        /// End here on the archive timeline (seconds, or [h:]m:s[.ms]).
-        #[arg(long, value_parser = parse_time, value_name = "TIME")]
-        to: Option<i64>,
-        /// Encoding effort.
-        #[arg(long, value_enum, default_value_t = Speed::Balanced)]
-        speed: Speed,
-        /// Constant quality, 0 (best) to 51; like x264's CRF.
-        #[arg(long, default_value_t = 23)]
-        quality: u32,
+        #[command(flatten)]
+        flags: ComposeFlags,
         /// Print a JSON report on stdout when done.
         #[arg(long)]
         json: bool,
@@ -163,6 +125,52 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compose or repair every archive in a folder: in parallel, unattended, resumable.
+    ///
+    /// Each archive is isolated: a corrupt or hostile one is recorded as failed with its
+    /// error and the rest go on. Outputs are named after their archive (call-a.zip ->
+    /// OUT/call-a.mp4, or OUT/call-a/ with --mode repair) and appear only when complete,
+    /// so running the same command again skips the finished archives and retries the
+    /// failed ones (--force redoes all). Ctrl-C stops cleanly: finished outputs stay,
+    /// unfinished ones leave nothing. OUT/report.json lists every archive's status,
+    /// output, duration, wall time and error. Exit code 1 when any archive failed.
+    ///
+    /// Examples:
+    ///   mosaic batch downloads/ -o videos/
+    ///   mosaic batch downloads/ -o tracks/ --mode repair --align archive
+    ///   mosaic batch downloads/ -o videos/ --jobs 2 --size 1920x1080 --layout pip
+    #[command(verbatim_doc_comment, after_long_help = EXIT_CODES)]
+    Batch {
+        /// A folder of archives (*.zip).
+        input: PathBuf,
+        /// The folder for outputs and report.json (created if missing).
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+        /// compose: one video per archive; repair: a folder of per-stream files per archive.
+        #[arg(long, value_enum, default_value_t = mosaic::batch::Mode::Compose)]
+        mode: mosaic::batch::Mode,
+        /// Archives processed at once [default: half the cores for compose, which keeps
+        /// two cores busy per archive; all cores for repair].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+        jobs: Option<u32>,
+        /// Redo archives whose output already exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        flags: ComposeFlags,
+        /// Repair: where each file's time 0 is (see `mosaic repair --help`).
+        #[arg(long, value_enum, default_value_t = mosaic::repair::Align::Stream)]
+        align: mosaic::repair::Align,
+        /// Repair: re-encode every stream.
+        #[arg(long)]
+        reencode: bool,
+        /// Repair: one aligned audio file per participant (opus, flac or wav).
+        #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "opus")]
+        audio_only: Option<mosaic::repair::AudioFormat>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a deterministic sample archive (for trying mosaic out, tests and benchmarks).
     ///
     /// Encodes synthetic streams with GStreamer: a coloured picture and a tone per stream,
@@ -187,6 +195,101 @@ enum Command {
         #[arg(long)]
         print_spec: bool,
     },
+}
+
+/// The options of a composition, shared by `compose` and `batch`.
+#[derive(clap::Args)]
+struct ComposeFlags {
+    /// The output format, when the extension does not say.
+    #[arg(long, value_enum)]
+    format: Option<OutputFormat>,
+    /// bestFit (a grid, recomputed as people join and leave; a screen share gets the
+    /// large region), pip, verticalPresentation, horizontalPresentation, or custom
+    /// (with --layout-file).
+    #[arg(long, default_value = "bestFit", value_parser = parse_layout_name)]
+    layout: String,
+    /// A custom layout: {"regions": [{"x":0,"y":0,"w":0.5,"h":1,"z":0,"role":"screen"},
+    /// {"x":0.5,"y":0,"w":0.5,"h":1,"stream":"<streamId>"}]} (fractions of the canvas;
+    /// role is screen, camera or any).
+    #[arg(long, value_name = "FILE")]
+    layout_file: Option<PathBuf>,
+    /// Output size, WIDTHxHEIGHT, from 640x480 to 1920x1080.
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    size: (i32, i32),
+    /// Output frame rate.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
+    fps: u32,
+    /// What a tile shows while its video is muted: the last frame (up to
+    /// --max-freeze, then the placeholder), black, or the placeholder at once.
+    #[arg(long, value_enum, default_value_t = MutePolicy::Freeze)]
+    video_mute: MutePolicy,
+    /// The longest a frozen frame is shown, in seconds.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    max_freeze: f64,
+    /// Draw each stream's label on its video.
+    #[arg(long)]
+    labels: bool,
+    /// Start here on the archive timeline (seconds, or [h:]m:s[.ms]).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    from: Option<i64>,
+    /// End here on the archive timeline (seconds, or [h:]m:s[.ms]).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    to: Option<i64>,
+    /// Encoding effort.
+    #[arg(long, value_enum, default_value_t = Speed::Balanced)]
+    speed: Speed,
+    /// Constant quality, 0 (best) to 51; like x264's CRF.
+    #[arg(long, default_value_t = 23)]
+    quality: u32,
+}
+
+impl ComposeFlags {
+    fn to_options(&self) -> anyhow::Result<ComposeOptions> {
+        let layout = match (self.layout.as_str(), &self.layout_file) {
+            ("custom", Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Layout::Custom(
+                    CustomLayout::parse(&text)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                )
+            }
+            ("custom", None) => {
+                return Err(mosaic::Error::InvalidOption(
+                    "--layout custom needs --layout-file".into(),
+                )
+                .into());
+            }
+            (_, Some(_)) => {
+                return Err(mosaic::Error::InvalidOption(
+                    "--layout-file goes with --layout custom".into(),
+                )
+                .into());
+            }
+            ("pip", None) => Layout::Pip,
+            ("verticalPresentation", None) => Layout::VerticalPresentation,
+            ("horizontalPresentation", None) => Layout::HorizontalPresentation,
+            _ => Layout::BestFit,
+        };
+        Ok(ComposeOptions {
+            width: self.size.0,
+            height: self.size.1,
+            fps: self.fps,
+            layout,
+            video_mute: match self.video_mute {
+                MutePolicy::Freeze => VideoMutePolicy::Freeze,
+                MutePolicy::Black => VideoMutePolicy::Black,
+                MutePolicy::Placeholder => VideoMutePolicy::Placeholder,
+            },
+            max_freeze_ms: (self.max_freeze.max(0.0) * 1000.0).round() as i64,
+            from_ms: self.from,
+            to_ms: self.to,
+            labels: self.labels,
+            format: self.format,
+            speed: self.speed,
+            quality: self.quality,
+        })
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -241,7 +344,7 @@ fn parse_time(s: &str) -> Result<i64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("mosaic: {err:#}");
             ExitCode::from(exit_code(&err))
@@ -269,7 +372,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Inspect {
             archive,
@@ -292,69 +395,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", inspect::table::render(&report));
             }
-            Ok(())
+            Ok(0)
         }
         Command::Compose {
             archive,
             output,
-            format,
-            layout,
-            layout_file,
-            size,
-            fps,
-            video_mute,
-            max_freeze,
-            labels,
-            from,
-            to,
-            speed,
-            quality,
+            flags,
             json,
         } => {
-            let layout = match (layout.as_str(), layout_file) {
-                ("custom", Some(path)) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    Layout::Custom(
-                        CustomLayout::parse(&text)
-                            .with_context(|| format!("reading {}", path.display()))?,
-                    )
-                }
-                ("custom", None) => {
-                    return Err(mosaic::Error::InvalidOption(
-                        "--layout custom needs --layout-file".into(),
-                    )
-                    .into());
-                }
-                (_, Some(_)) => {
-                    return Err(mosaic::Error::InvalidOption(
-                        "--layout-file goes with --layout custom".into(),
-                    )
-                    .into());
-                }
-                ("pip", None) => Layout::Pip,
-                ("verticalPresentation", None) => Layout::VerticalPresentation,
-                ("horizontalPresentation", None) => Layout::HorizontalPresentation,
-                _ => Layout::BestFit,
-            };
-            let opts = ComposeOptions {
-                width: size.0,
-                height: size.1,
-                fps,
-                layout,
-                video_mute: match video_mute {
-                    MutePolicy::Freeze => VideoMutePolicy::Freeze,
-                    MutePolicy::Black => VideoMutePolicy::Black,
-                    MutePolicy::Placeholder => VideoMutePolicy::Placeholder,
-                },
-                max_freeze_ms: (max_freeze.max(0.0) * 1000.0).round() as i64,
-                from_ms: from,
-                to_ms: to,
-                labels,
-                format,
-                speed,
-                quality,
-            };
+            let opts = flags.to_options()?;
             let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let flag = cancel.clone();
             let _ =
@@ -391,7 +440,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     report.realtime_factor
                 );
             }
-            Ok(())
+            Ok(0)
+        }
+        Command::Batch {
+            input,
+            output,
+            mode,
+            jobs,
+            force,
+            flags,
+            align,
+            reencode,
+            audio_only,
+            json,
+        } => {
+            let opts = mosaic::batch::BatchOptions {
+                mode,
+                jobs: jobs.map_or_else(|| mosaic::batch::default_jobs(mode), |j| j as usize),
+                force,
+                compose: flags.to_options()?,
+                repair: mosaic::repair::RepairOptions {
+                    align,
+                    audio_only,
+                    reencode,
+                },
+            };
+            let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = cancel.clone();
+            let _ =
+                ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
+            let view = BatchView::new(
+                mosaic::batch::list_archives(&input)
+                    .map(|a| a.len())
+                    .unwrap_or(0),
+            );
+            let report = mosaic::batch::run(&input, &output, &opts, &cancel, &|e| view.event(e))
+                .with_context(|| format!("batch over {}", input.display()))?;
+            view.finish();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            print_summary(&report);
+            if report.failed() > 0 {
+                return Ok(1);
+            }
+            Ok(0)
         }
         Command::Repair {
             archive,
@@ -443,7 +536,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
-            Ok(())
+            Ok(0)
         }
         Command::Sample {
             output,
@@ -463,7 +556,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             if print_spec {
                 println!("{}", serde_json::to_string_pretty(&spec)?);
-                return Ok(());
+                return Ok(0);
             }
             let written = sample::write_archive(&spec, &output)
                 .with_context(|| format!("writing sample archive {}", output.display()))?;
@@ -473,7 +566,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 spec.streams.len(),
                 written.files
             );
-            Ok(())
+            Ok(0)
         }
     }
 }
@@ -491,4 +584,129 @@ fn progress_bar(what: &str, unit: &str) -> Option<indicatif::ProgressBar> {
         bar.set_style(style.progress_chars("=> "));
     }
     Some(bar)
+}
+
+/// The batch's progress on a terminal: a line per archive in flight and an overall bar;
+/// elsewhere, one line per finished archive.
+struct BatchView {
+    multi: Option<indicatif::MultiProgress>,
+    total: Option<indicatif::ProgressBar>,
+    lines: std::sync::Mutex<Vec<(PathBuf, indicatif::ProgressBar)>>,
+}
+
+impl BatchView {
+    fn new(archives: usize) -> BatchView {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return BatchView {
+                multi: None,
+                total: None,
+                lines: std::sync::Mutex::new(Vec::new()),
+            };
+        }
+        let multi = indicatif::MultiProgress::new();
+        let total = multi.add(indicatif::ProgressBar::new(archives as u64));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "archives [{bar:40}] {pos}/{len}, {elapsed} elapsed, ETA {eta}",
+        ) {
+            total.set_style(style.progress_chars("=> "));
+        }
+        BatchView {
+            multi: Some(multi),
+            total: Some(total),
+            lines: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn event(&self, event: mosaic::batch::Event<'_>) {
+        use mosaic::batch::Event;
+        let name = |p: &std::path::Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        match event {
+            Event::Started { archive } => {
+                if let (Some(multi), Ok(mut lines)) = (&self.multi, self.lines.lock()) {
+                    let line = multi.add(indicatif::ProgressBar::new_spinner());
+                    line.set_message(format!("{} …", name(archive)));
+                    line.enable_steady_tick(std::time::Duration::from_millis(200));
+                    lines.push((archive.to_path_buf(), line));
+                }
+            }
+            Event::Finished { outcome } => {
+                let text = format!(
+                    "{:<8} {}{}",
+                    format!("{:?}", outcome.status).to_lowercase(),
+                    name(&outcome.archive),
+                    outcome
+                        .error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                );
+                match (&self.multi, self.lines.lock()) {
+                    (Some(multi), Ok(mut lines)) => {
+                        if let Some(i) = lines.iter().position(|(p, _)| *p == outcome.archive) {
+                            let (_, line) = lines.remove(i);
+                            line.finish_and_clear();
+                            multi.remove(&line);
+                        }
+                        let _ = multi.println(text);
+                        if let Some(total) = &self.total {
+                            total.inc(1);
+                        }
+                    }
+                    _ => eprintln!("{text}"),
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(total) = &self.total {
+            total.finish_and_clear();
+        }
+    }
+}
+
+/// The end-of-run table, on stderr.
+fn print_summary(report: &mosaic::batch::BatchReport) {
+    eprintln!(
+        "\n{:<8} {:>9} {:>8}  {:<32} output / error",
+        "status", "media s", "wall s", "archive"
+    );
+    for o in &report.archives {
+        eprintln!(
+            "{:<8} {:>9} {:>8.1}  {:<32} {}",
+            format!("{:?}", o.status).to_lowercase(),
+            o.duration_ms
+                .map_or("-".into(), |d| format!("{:.1}", d as f64 / 1000.0)),
+            o.wall_ms as f64 / 1000.0,
+            o.archive
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            o.error
+                .clone()
+                .unwrap_or_else(|| o.output.display().to_string())
+        );
+    }
+    eprintln!(
+        "{} archives: {} done, {} skipped, {} failed, in {:.1} s with {} jobs",
+        report.archives.len(),
+        report
+            .archives
+            .iter()
+            .filter(|o| o.status == mosaic::batch::Status::Done)
+            .count(),
+        report
+            .archives
+            .iter()
+            .filter(|o| o.status == mosaic::batch::Status::Skipped)
+            .count(),
+        report.failed(),
+        report.wall_ms as f64 / 1000.0,
+        report.jobs
+    );
 }

@@ -1,0 +1,249 @@
+//! Processing a folder of archives, unattended: in parallel, each archive isolated, resumable.
+//!
+//! Every archive's output is complete or absent: compose writes `<stem>.<ext>` under a
+//! temporary name and renames it; repair writes into a hidden `.<stem>.partial-<pid>` folder
+//! renamed to `<stem>/` when every stream is done. A re-run therefore skips exactly the
+//! archives whose output exists (and retries the failed ones); `force` redoes everything.
+//! A corrupt or hostile archive is recorded as failed with its error and the rest go on.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::compose::{self, ComposeOptions, Control, OutputFormat};
+use crate::error::{Error, Result};
+use crate::output::write_atomic;
+use crate::repair::{self, RepairOptions};
+
+/// What to do with each archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Compose,
+    Repair,
+}
+
+/// Options of a batch run.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    pub mode: Mode,
+    /// Archives processed at once.
+    pub jobs: usize,
+    /// Redo archives whose output already exists.
+    pub force: bool,
+    pub compose: ComposeOptions,
+    pub repair: RepairOptions,
+}
+
+/// Archives at once by default. A compose keeps about two cores busy by itself (decoders,
+/// compositor and encoder threads), so one archive per two cores; a repair copies packets
+/// on one thread, so one per core.
+pub fn default_jobs(mode: Mode) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    match mode {
+        Mode::Compose => (cores / 2).max(1),
+        Mode::Repair => cores,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Done,
+    Skipped,
+    Failed,
+}
+
+/// One archive's outcome (a row of `report.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub archive: PathBuf,
+    pub status: Status,
+    pub output: PathBuf,
+    pub duration_ms: Option<i64>,
+    pub wall_ms: u64,
+    pub error: Option<String>,
+}
+
+/// The whole run (`OUT_DIR/report.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchReport {
+    pub mode: Mode,
+    pub jobs: usize,
+    pub archives: Vec<Outcome>,
+    pub wall_ms: u64,
+}
+
+impl BatchReport {
+    pub fn failed(&self) -> usize {
+        self.archives
+            .iter()
+            .filter(|o| o.status == Status::Failed)
+            .count()
+    }
+}
+
+/// What a caller is told while the batch runs.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    Started { archive: &'a Path },
+    Finished { outcome: &'a Outcome },
+}
+
+/// The `.zip` files directly in `dir`, sorted by name.
+pub fn list_archives(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Open {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut zips: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")))
+        .collect();
+    zips.sort();
+    Ok(zips)
+}
+
+/// Where an archive's output goes.
+pub fn output_for(archive: &Path, out_dir: &Path, opts: &BatchOptions) -> PathBuf {
+    let stem = archive
+        .file_stem()
+        .map_or_else(|| "archive".into(), |s| s.to_string_lossy().into_owned());
+    match opts.mode {
+        Mode::Compose => {
+            let ext = match opts.compose.format.unwrap_or(OutputFormat::Mp4) {
+                OutputFormat::Mp4 => "mp4",
+                OutputFormat::Webm => "webm",
+                OutputFormat::Mkv => "mkv",
+                OutputFormat::M4a => "m4a",
+                OutputFormat::Opus => "opus",
+            };
+            out_dir.join(format!("{stem}.{ext}"))
+        }
+        Mode::Repair => out_dir.join(stem),
+    }
+}
+
+/// Runs the batch over every archive of `in_dir`, writing into `out_dir` and its
+/// `report.json`. Returns the report; failed archives are in it, not an `Err`.
+pub fn run(
+    in_dir: &Path,
+    out_dir: &Path,
+    opts: &BatchOptions,
+    cancel: &AtomicBool,
+    on_event: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<BatchReport> {
+    let started = Instant::now();
+    let archives = list_archives(in_dir)?;
+    std::fs::create_dir_all(out_dir).map_err(|source| Error::Write {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let jobs = opts.jobs.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| Error::InvalidOption(format!("cannot start {jobs} workers: {e}")))?;
+    let outcomes: Vec<Outcome> = pool.install(|| {
+        archives
+            .par_iter()
+            .map(|archive| {
+                on_event(Event::Started { archive });
+                let outcome = process(archive, out_dir, opts, cancel);
+                on_event(Event::Finished { outcome: &outcome });
+                outcome
+            })
+            .collect()
+    });
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    let report = BatchReport {
+        mode: opts.mode,
+        jobs,
+        archives: outcomes,
+        wall_ms: started.elapsed().as_millis() as u64,
+    };
+    let json =
+        serde_json::to_vec_pretty(&report).map_err(|e| Error::InvalidOption(e.to_string()))?;
+    write_atomic(out_dir.join("report.json"), &json)?;
+    Ok(report)
+}
+
+/// One archive, isolated: its errors (and panics) become its outcome.
+fn process(archive: &Path, out_dir: &Path, opts: &BatchOptions, cancel: &AtomicBool) -> Outcome {
+    let started = Instant::now();
+    let output = output_for(archive, out_dir, opts);
+    let mut outcome = Outcome {
+        archive: archive.to_path_buf(),
+        status: Status::Skipped,
+        output: output.clone(),
+        duration_ms: None,
+        wall_ms: 0,
+        error: None,
+    };
+    if output.exists() && !opts.force {
+        return outcome;
+    }
+    if cancel.load(Ordering::Relaxed) {
+        outcome.status = Status::Failed;
+        outcome.error = Some("cancelled".into());
+        return outcome;
+    }
+    let control = Control {
+        progress: None,
+        cancel: Some(cancel),
+    };
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<i64> {
+        match opts.mode {
+            Mode::Compose => {
+                compose::compose(archive, &output, &opts.compose, &control).map(|r| r.duration_ms)
+            }
+            Mode::Repair => {
+                let name = output
+                    .file_name()
+                    .map_or_else(|| "archive".into(), |n| n.to_string_lossy().into_owned());
+                let temp = out_dir.join(format!(".{name}.partial-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&temp);
+                let result =
+                    repair::repair_with(archive, &temp, &opts.repair, &control).and_then(|r| {
+                        if output.exists() {
+                            std::fs::remove_dir_all(&output).map_err(|source| Error::Write {
+                                path: output.clone(),
+                                source,
+                            })?;
+                        }
+                        std::fs::rename(&temp, &output).map_err(|source| Error::Write {
+                            path: output.clone(),
+                            source,
+                        })?;
+                        Ok(r.streams.iter().map(|s| s.duration_ms).max().unwrap_or(0))
+                    });
+                if result.is_err() {
+                    let _ = std::fs::remove_dir_all(&temp);
+                }
+                result
+            }
+        }
+    }));
+    outcome.wall_ms = started.elapsed().as_millis() as u64;
+    match run {
+        Ok(Ok(duration)) => {
+            outcome.status = Status::Done;
+            outcome.duration_ms = Some(duration);
+        }
+        Ok(Err(e)) => {
+            outcome.status = Status::Failed;
+            outcome.error = Some(e.to_string());
+        }
+        Err(_) => {
+            outcome.status = Status::Failed;
+            outcome.error = Some("internal error (panic) while processing this archive".into());
+        }
+    }
+    outcome
+}
