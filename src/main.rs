@@ -611,6 +611,7 @@ impl BatchView {
         ) {
             total.set_style(style.progress_chars("=> "));
         }
+        total.enable_steady_tick(std::time::Duration::from_millis(500));
         BatchView {
             multi: Some(multi),
             total: Some(total),
