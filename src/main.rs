@@ -404,17 +404,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             json,
         } => {
             let opts = flags.to_options()?;
-            let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let flag = cancel.clone();
-            let _ =
-                ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
+            let cancel = cancel_on_ctrl_c();
             let bar = progress_bar("composing", "ms");
-            let progress = |pos: u64, total: u64| {
-                if let Some(bar) = &bar {
-                    bar.set_length(total);
-                    bar.set_position(pos);
-                }
-            };
+            let progress = |pos: u64, total: u64| show_progress(bar.as_ref(), pos, total);
             let control = Control {
                 progress: Some(&progress),
                 cancel: Some(&cancel),
@@ -465,10 +457,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     reencode,
                 },
             };
-            let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let flag = cancel.clone();
-            let _ =
-                ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
+            let cancel = cancel_on_ctrl_c();
             let view = BatchView::new(
                 mosaic::batch::list_archives(&input)
                     .map(|a| a.len())
@@ -499,17 +488,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 audio_only,
                 reencode,
             };
-            let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let flag = cancel.clone();
-            let _ =
-                ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
+            let cancel = cancel_on_ctrl_c();
             let bar = progress_bar("repairing", "streams");
-            let progress = |done: u64, total: u64| {
-                if let Some(bar) = &bar {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                }
-            };
+            let progress = |done: u64, total: u64| show_progress(bar.as_ref(), done, total);
             let control = Control {
                 progress: Some(&progress),
                 cancel: Some(&cancel),
@@ -568,6 +549,21 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+    }
+}
+
+/// A flag set by Ctrl-C: long work checks it, stops, and leaves no partial output.
+fn cancel_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = cancel.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
+    cancel
+}
+
+fn show_progress(bar: Option<&indicatif::ProgressBar>, pos: u64, total: u64) {
+    if let Some(bar) = bar {
+        bar.set_length(total);
+        bar.set_position(pos);
     }
 }
 
