@@ -187,7 +187,8 @@ pub struct ComposeReport {
 /// An archive's media files, extracted under names of our own into a private folder that
 /// is removed when this is dropped.
 pub struct ExtractedMedia {
-    dir: tempfile::TempDir,
+    /// Kept for its lifetime: the folder goes when this does.
+    _dir: tempfile::TempDir,
     files: Vec<(String, pipeline::MediaFile)>,
 }
 
@@ -226,7 +227,7 @@ impl ExtractedMedia {
                 (path, codec(TrackKind::Video), codec(TrackKind::Audio)),
             ));
         }
-        Ok(ExtractedMedia { dir, files })
+        Ok(ExtractedMedia { _dir: dir, files })
     }
 
     /// The extracted file for an archive entry name.
@@ -235,10 +236,6 @@ impl ExtractedMedia {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, m)| m.clone())
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

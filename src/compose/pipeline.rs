@@ -391,12 +391,13 @@ fn queue(max_time: Duration) -> Result<gst::Element> {
     Ok(q)
 }
 
-fn raw_video_caps(plan: &Plan) -> gst::Caps {
+/// Raw I420 video of a size, at the plan's frame rate, square pixels.
+fn i420_caps(width: i32, height: i32, fps: u32) -> gst::Caps {
     gst::Caps::builder("video/x-raw")
         .field("format", "I420")
-        .field("width", plan.width)
-        .field("height", plan.height)
-        .field("framerate", gst::Fraction::new(plan.fps as i32, 1))
+        .field("width", width)
+        .field("height", height)
+        .field("framerate", gst::Fraction::new(fps as i32, 1))
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
         .build()
 }
@@ -421,7 +422,7 @@ fn build_video_out(
     let comp = make("compositor")?;
     comp.set_property_from_str("background", "black");
     comp.set_property("max-threads", 2u32);
-    let caps = caps_filter(raw_video_caps(plan))?;
+    let caps = caps_filter(i420_caps(plan.width, plan.height, plan.fps))?;
     let q = queue(Duration::from_secs(1))?;
     let mut chain = vec![comp.clone(), caps, q];
     match input.format {
@@ -569,14 +570,7 @@ fn add_base_video(
     let src = make("videotestsrc")?;
     src.set_property_from_str("pattern", "black");
     src.set_property("num-buffers", i32::try_from(frames).unwrap_or(i32::MAX));
-    let caps = caps_filter(
-        gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .field("width", 16i32)
-            .field("height", 16i32)
-            .field("framerate", gst::Fraction::new(plan.fps as i32, 1))
-            .build(),
-    )?;
+    let caps = caps_filter(i420_caps(16, 16, plan.fps))?;
     link_chain(pipeline, &[src, caps.clone()])?;
     let pad = link_into(&caps, comp)?;
     pad.set_property("zorder", 0u32);
@@ -608,14 +602,7 @@ fn add_placeholder(
     src.set_property_from_str("pattern", "solid-color");
     src.set_property("foreground-color", 0xFF30_3040u32);
     src.set_property("num-buffers", 1i32);
-    let caps = caps_filter(
-        gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .field("width", 640i32)
-            .field("height", 360i32)
-            .field("framerate", gst::Fraction::new(plan.fps as i32, 1))
-            .build(),
-    )?;
+    let caps = caps_filter(i420_caps(640, 360, plan.fps))?;
     let text = make("textoverlay")?;
     text.set_property("text", label);
     text.set_property_from_str("valignment", "center");

@@ -30,6 +30,56 @@ pub struct OutTrack {
     pub codec_delay_ns: Option<u64>,
 }
 
+/// The EBML header of a Matroska (`matroska`) or WebM (`webm`) file.
+pub fn ebml_header(doc_type: &str) -> MatroskaSpec {
+    MatroskaSpec::Ebml(Master::Full(vec![
+        MatroskaSpec::EbmlVersion(1),
+        MatroskaSpec::EbmlReadVersion(1),
+        MatroskaSpec::EbmlMaxIdLength(4),
+        MatroskaSpec::EbmlMaxSizeLength(8),
+        MatroskaSpec::DocType(doc_type.to_owned()),
+        MatroskaSpec::DocTypeVersion(4),
+        MatroskaSpec::DocTypeReadVersion(2),
+    ]))
+}
+
+impl OutTrack {
+    /// The track's TrackEntry element.
+    pub fn entry(&self) -> MatroskaSpec {
+        let mut c = vec![
+            MatroskaSpec::TrackNumber(self.number),
+            MatroskaSpec::TrackUID(self.number),
+            MatroskaSpec::CodecID(self.codec_id.clone()),
+        ];
+        if let Some(p) = &self.codec_private {
+            c.push(MatroskaSpec::CodecPrivate(p.clone()));
+        }
+        match self.kind {
+            TrackKind::Video => {
+                c.push(MatroskaSpec::TrackType(1));
+                if let (Some(wd), Some(ht)) = (self.width, self.height) {
+                    c.push(MatroskaSpec::Video(Master::Full(vec![
+                        MatroskaSpec::PixelWidth(u64::from(wd)),
+                        MatroskaSpec::PixelHeight(u64::from(ht)),
+                    ])));
+                }
+            }
+            TrackKind::Audio => {
+                c.push(MatroskaSpec::TrackType(2));
+                if let Some(delay) = self.codec_delay_ns {
+                    c.push(MatroskaSpec::CodecDelay(delay));
+                    c.push(MatroskaSpec::SeekPreRoll(80_000_000));
+                }
+                c.push(MatroskaSpec::Audio(Master::Full(vec![
+                    MatroskaSpec::SamplingFrequency(self.sample_rate.unwrap_or(48_000.0)),
+                    MatroskaSpec::Channels(self.channels.unwrap_or(1)),
+                ])));
+            }
+        }
+        MatroskaSpec::TrackEntry(Master::Full(c))
+    }
+}
+
 /// Space kept after the segment header for the SeekHead (patched at the end).
 const SEEKHEAD_RESERVED: usize = 96;
 /// A cluster spans at most this long, so there is a seek point every second (and a new
@@ -96,18 +146,7 @@ pub struct Remuxer<W: Write + Seek> {
 impl<W: Write + Seek> Remuxer<W> {
     pub fn new(mut out: W, doc_type: &str, tracks: &[OutTrack]) -> Result<Self> {
         let w = |out: &mut W, bytes: &[u8]| out.write_all(bytes).map_err(io_err);
-        w(
-            &mut out,
-            &serialise(&MatroskaSpec::Ebml(Master::Full(vec![
-                MatroskaSpec::EbmlVersion(1),
-                MatroskaSpec::EbmlReadVersion(1),
-                MatroskaSpec::EbmlMaxIdLength(4),
-                MatroskaSpec::EbmlMaxSizeLength(8),
-                MatroskaSpec::DocType(doc_type.to_owned()),
-                MatroskaSpec::DocTypeVersion(4),
-                MatroskaSpec::DocTypeReadVersion(2),
-            ])))?,
-        )?;
+        w(&mut out, &serialise(&ebml_header(doc_type))?)?;
         w(&mut out, &SEGMENT_HEADER)?;
         let segment_start = out.stream_position().map_err(io_err)?;
         w(&mut out, &void(SEEKHEAD_RESERVED))?;
@@ -128,42 +167,7 @@ impl<W: Write + Seek> Remuxer<W> {
         w(&mut out, &info)?;
 
         let tracks_pos = out.stream_position().map_err(io_err)? - segment_start;
-        let entries = tracks
-            .iter()
-            .map(|t| {
-                let mut c = vec![
-                    MatroskaSpec::TrackNumber(t.number),
-                    MatroskaSpec::TrackUID(t.number),
-                    MatroskaSpec::CodecID(t.codec_id.clone()),
-                ];
-                if let Some(p) = &t.codec_private {
-                    c.push(MatroskaSpec::CodecPrivate(p.clone()));
-                }
-                match t.kind {
-                    TrackKind::Video => {
-                        c.push(MatroskaSpec::TrackType(1));
-                        if let (Some(wd), Some(ht)) = (t.width, t.height) {
-                            c.push(MatroskaSpec::Video(Master::Full(vec![
-                                MatroskaSpec::PixelWidth(u64::from(wd)),
-                                MatroskaSpec::PixelHeight(u64::from(ht)),
-                            ])));
-                        }
-                    }
-                    TrackKind::Audio => {
-                        c.push(MatroskaSpec::TrackType(2));
-                        if let Some(delay) = t.codec_delay_ns {
-                            c.push(MatroskaSpec::CodecDelay(delay));
-                            c.push(MatroskaSpec::SeekPreRoll(80_000_000));
-                        }
-                        c.push(MatroskaSpec::Audio(Master::Full(vec![
-                            MatroskaSpec::SamplingFrequency(t.sample_rate.unwrap_or(48_000.0)),
-                            MatroskaSpec::Channels(t.channels.unwrap_or(1)),
-                        ])));
-                    }
-                }
-                MatroskaSpec::TrackEntry(Master::Full(c))
-            })
-            .collect();
+        let entries = tracks.iter().map(OutTrack::entry).collect();
         w(
             &mut out,
             &serialise_child(&MatroskaSpec::Tracks(Master::Full(entries)))?,

@@ -11,6 +11,8 @@ use webm_iterable::{WebmWriter, WriteOptions};
 
 use super::encode::{Encoded, Packet};
 use crate::error::{Error, Result};
+use crate::inspect::TrackKind;
+use crate::repair::remux::{OutTrack, ebml_header};
 
 /// One track to write.
 pub struct TrackData<'a> {
@@ -39,16 +41,7 @@ pub fn write_live_matroska<W: Write>(
     audio: Option<TrackData<'_>>,
 ) -> Result<W> {
     let mut w = WebmWriter::new(dest);
-    w.write(&MatroskaSpec::Ebml(Master::Full(vec![
-        MatroskaSpec::EbmlVersion(1),
-        MatroskaSpec::EbmlReadVersion(1),
-        MatroskaSpec::EbmlMaxIdLength(4),
-        MatroskaSpec::EbmlMaxSizeLength(8),
-        MatroskaSpec::DocType(doc_type.to_owned()),
-        MatroskaSpec::DocTypeVersion(4),
-        MatroskaSpec::DocTypeReadVersion(2),
-    ])))
-    .map_err(write_err)?;
+    w.write(&ebml_header(doc_type)).map_err(write_err)?;
     w.write_advanced(
         &MatroskaSpec::Segment(Master::Start),
         WriteOptions::is_unknown_sized_element(),
@@ -64,31 +57,26 @@ pub fn write_live_matroska<W: Write>(
     let mut entries = Vec::new();
     for (number, track) in [(VIDEO, &video), (AUDIO, &audio)] {
         let Some(t) = track else { continue };
-        let mut children = vec![
-            MatroskaSpec::TrackNumber(number),
-            MatroskaSpec::TrackUID(number),
-            MatroskaSpec::CodecID(t.codec_id.into()),
-        ];
-        if let Some(p) = &t.encoded.codec_private {
-            children.push(MatroskaSpec::CodecPrivate(p.clone()));
-        }
-        match t.kind {
+        let (kind, width, height, sample_rate, channels) = match t.kind {
             TrackKindData::Video { width, height } => {
-                children.push(MatroskaSpec::TrackType(1));
-                children.push(MatroskaSpec::Video(Master::Full(vec![
-                    MatroskaSpec::PixelWidth(u64::from(width)),
-                    MatroskaSpec::PixelHeight(u64::from(height)),
-                ])));
+                (TrackKind::Video, Some(width), Some(height), None, None)
             }
             TrackKindData::Audio { rate, channels } => {
-                children.push(MatroskaSpec::TrackType(2));
-                children.push(MatroskaSpec::Audio(Master::Full(vec![
-                    MatroskaSpec::SamplingFrequency(rate),
-                    MatroskaSpec::Channels(channels),
-                ])));
+                (TrackKind::Audio, None, None, Some(rate), Some(channels))
             }
-        }
-        entries.push(MatroskaSpec::TrackEntry(Master::Full(children)));
+        };
+        let out = OutTrack {
+            number,
+            kind,
+            codec_id: t.codec_id.into(),
+            codec_private: t.encoded.codec_private.clone(),
+            width,
+            height,
+            sample_rate,
+            channels,
+            codec_delay_ns: None,
+        };
+        entries.push(out.entry());
     }
     w.write(&MatroskaSpec::Tracks(Master::Full(entries)))
         .map_err(write_err)?;
