@@ -9,7 +9,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mosaic::archive::manifest::Manifest;
 use mosaic::inspect::{InspectOptions, inspect_container};
 use mosaic::sample;
-use mosaic::timeline::Timeline;
 
 fn scan(c: &mut Criterion) {
     let spec = sample::bench(60_000);
@@ -77,7 +76,7 @@ fn plan(c: &mut Criterion) {
     c.bench_function("manifest_and_timeline_50x8_4h", |b| {
         b.iter(|| {
             let m = Manifest::parse("bench.json", black_box(json.as_bytes())).expect("manifest");
-            let t = Timeline::from_manifest(&m);
+            let t = mosaic::source::opentok::timeline(&m);
             assert_eq!(t.streams.len(), 50);
             t
         })

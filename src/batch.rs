@@ -1,10 +1,13 @@
-//! Processing a folder of archives, unattended: in parallel, each archive isolated, resumable.
+//! Processing a folder of inputs, unattended: in parallel, each input isolated, resumable.
 //!
-//! Every archive's output is complete or absent: compose writes `<stem>.<ext>` under a
-//! temporary name and renames it; repair writes into a hidden `.<stem>.partial-<pid>` folder
-//! renamed to `<stem>/` when every stream is done. A re-run therefore skips exactly the
-//! archives whose output exists (and retries the failed ones); `force` redoes everything.
-//! A corrupt or hostile archive is recorded as failed with its error and the rest go on.
+//! An input is anything [`crate::source`] reads: an OpenTok ZIP or unzipped folder, a
+//! LiveSwitch recordings folder or event, an EnableX notification. Every output is complete
+//! or absent: compose writes `<stem>.<ext>` under a temporary name and renames it; repair
+//! writes into a hidden `.<stem>.partial-<pid>` folder renamed to `<stem>/` when every
+//! stream is done. An input holding several recordings (a LiveSwitch folder with several
+//! sessions) gives `<stem>-<key>` for each. A re-run therefore skips exactly the outputs
+//! that exist (and retries the failed ones); `force` redoes everything. A corrupt or hostile
+//! input is recorded as failed with its error and the rest go on.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +20,7 @@ use crate::compose::{self, ComposeOptions, Control, OutputFormat};
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
 use crate::repair::{self, RepairOptions};
+use crate::source::{self, Recording, SourceOptions};
 
 /// What to do with each archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
@@ -37,6 +41,8 @@ pub struct BatchOptions {
     pub force: bool,
     pub compose: ComposeOptions,
     pub repair: RepairOptions,
+    /// How inputs are read (forced platform, labels).
+    pub source: SourceOptions,
 }
 
 /// Archives at once by default. A compose keeps about two cores busy by itself (decoders,
@@ -58,10 +64,14 @@ pub enum Status {
     Failed,
 }
 
-/// One archive's outcome (a row of `report.json`).
+/// One output's outcome (a row of `report.json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
+    /// The input.
     pub archive: PathBuf,
+    /// Which of the input's recordings, when it holds several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
     pub status: Status,
     pub output: PathBuf,
     pub duration_ms: Option<i64>,
@@ -94,25 +104,45 @@ pub enum Event<'a> {
     Finished { outcome: &'a Outcome },
 }
 
-/// The `.zip` files directly in `dir`, sorted by name.
+/// The inputs directly in `dir`, sorted by name: `.zip` files, folders that hold an OpenTok
+/// manifest or LiveSwitch logs, and `.json` events and notifications.
 pub fn list_archives(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Open {
         path: dir.to_path_buf(),
         source,
     })?;
-    let mut zips: Vec<PathBuf> = entries
+    let mut inputs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")))
+        .filter(|p| {
+            let ext = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            match ext.as_deref() {
+                Some("zip") => p.is_file(),
+                _ if p.is_dir() => source::is_input(p),
+                Some("json") => source::is_input(p),
+                _ => false,
+            }
+        })
         .collect();
-    zips.sort();
-    Ok(zips)
+    inputs.sort();
+    Ok(inputs)
 }
 
-/// Where an archive's output goes.
-pub fn output_for(archive: &Path, out_dir: &Path, opts: &BatchOptions) -> PathBuf {
-    let stem = archive
+/// Where an input's output goes; `key` names one of several recordings in it.
+pub fn output_for(
+    archive: &Path,
+    key: Option<&str>,
+    out_dir: &Path,
+    opts: &BatchOptions,
+) -> PathBuf {
+    let mut stem = archive
         .file_stem()
         .map_or_else(|| "archive".into(), |s| s.to_string_lossy().into_owned());
+    if let Some(key) = key {
+        stem = format!("{stem}-{}", crate::repair::slug(key));
+    }
     match opts.mode {
         Mode::Compose => {
             let ext = match opts.compose.format.unwrap_or(OutputFormat::Mp4) {
@@ -151,11 +181,13 @@ pub fn run(
     let outcomes: Vec<Outcome> = pool.install(|| {
         archives
             .par_iter()
-            .map(|archive| {
+            .flat_map_iter(|archive| {
                 on_event(Event::Started { archive });
-                let outcome = process(archive, out_dir, opts, cancel);
-                on_event(Event::Finished { outcome: &outcome });
-                outcome
+                let outcomes = process_input(archive, out_dir, opts, cancel);
+                for outcome in &outcomes {
+                    on_event(Event::Finished { outcome });
+                }
+                outcomes
             })
             .collect()
     });
@@ -174,12 +206,60 @@ pub fn run(
     Ok(report)
 }
 
-/// One archive, isolated: its errors (and panics) become its outcome.
-fn process(archive: &Path, out_dir: &Path, opts: &BatchOptions, cancel: &AtomicBool) -> Outcome {
+/// One input, isolated: its errors (and panics) become its outcomes, one per recording.
+fn process_input(
+    archive: &Path,
+    out_dir: &Path,
+    opts: &BatchOptions,
+    cancel: &AtomicBool,
+) -> Vec<Outcome> {
     let started = Instant::now();
-    let output = output_for(archive, out_dir, opts);
-    let mut outcome = Outcome {
+    let failed = |error: String| Outcome {
         archive: archive.to_path_buf(),
+        recording: None,
+        status: Status::Failed,
+        output: output_for(archive, None, out_dir, opts),
+        duration_ms: None,
+        wall_ms: started.elapsed().as_millis() as u64,
+        error: Some(error),
+    };
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        source::open(archive, &opts.source)
+    }));
+    let recordings = match opened {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return vec![failed(e.to_string())],
+        Err(_) => return vec![failed(PANIC.into())],
+    };
+    let several = recordings.len() > 1;
+    recordings
+        .into_iter()
+        .map(|mut recording| {
+            let key = several.then(|| recording.key.clone());
+            let output = output_for(archive, key.as_deref(), out_dir, opts);
+            let mut outcome = process(&mut recording, &output, out_dir, opts, cancel);
+            outcome.archive = archive.to_path_buf();
+            outcome.recording = key;
+            outcome
+        })
+        .collect()
+}
+
+const PANIC: &str = "internal error (panic) while processing this input";
+
+/// One recording, isolated: its errors (and panics) become its outcome.
+fn process(
+    recording: &mut Recording,
+    output: &Path,
+    out_dir: &Path,
+    opts: &BatchOptions,
+    cancel: &AtomicBool,
+) -> Outcome {
+    let started = Instant::now();
+    let output = output.to_path_buf();
+    let mut outcome = Outcome {
+        archive: PathBuf::new(),
+        recording: None,
         status: Status::Skipped,
         output: output.clone(),
         duration_ms: None,
@@ -201,7 +281,8 @@ fn process(archive: &Path, out_dir: &Path, opts: &BatchOptions, cancel: &AtomicB
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<i64> {
         match opts.mode {
             Mode::Compose => {
-                compose::compose(archive, &output, &opts.compose, &control).map(|r| r.duration_ms)
+                compose::compose_recording(recording, &output, &opts.compose, &control)
+                    .map(|r| r.duration_ms)
             }
             Mode::Repair => {
                 let name = output
@@ -209,8 +290,8 @@ fn process(archive: &Path, out_dir: &Path, opts: &BatchOptions, cancel: &AtomicB
                     .map_or_else(|| "archive".into(), |n| n.to_string_lossy().into_owned());
                 let temp = out_dir.join(format!(".{name}.partial-{}", std::process::id()));
                 let _ = std::fs::remove_dir_all(&temp);
-                let result =
-                    repair::repair_with(archive, &temp, &opts.repair, &control).and_then(|r| {
+                let result = repair::repair_recording(recording, &temp, &opts.repair, &control)
+                    .and_then(|r| {
                         if output.exists() {
                             std::fs::remove_dir_all(&output).map_err(|source| Error::Write {
                                 path: output.clone(),
@@ -242,7 +323,7 @@ fn process(archive: &Path, out_dir: &Path, opts: &BatchOptions, cancel: &AtomicB
         }
         Err(_) => {
             outcome.status = Status::Failed;
-            outcome.error = Some("internal error (panic) while processing this archive".into());
+            outcome.error = Some(PANIC.into());
         }
     }
     outcome

@@ -63,8 +63,27 @@ pub enum Error {
     #[error("manifest {name:?} is not valid: {reason}")]
     InvalidManifest { name: String, reason: String },
 
-    #[error("manifest lists {filename:?}, which is not in the archive")]
+    #[error("{filename:?} is named by the recording's metadata but is not in the input")]
     MissingFile { filename: String },
+
+    #[error("{path}: not a recording mosaic reads: {reason}")]
+    UnknownInput { path: PathBuf, reason: String },
+
+    #[error("{name}: {field}: {reason}")]
+    InvalidEvent {
+        /// The log, event or notification file.
+        name: String,
+        /// The field at fault, as a path (`[2].timestamp`, `connectionRecordings[0].hasAudio`).
+        field: String,
+        reason: String,
+    },
+
+    #[error("{path} holds {count} recordings ({keys}); choose one with --channel, or compose each")]
+    SeveralRecordings {
+        path: PathBuf,
+        count: usize,
+        keys: String,
+    },
 
     #[error("media file {filename:?} is empty (0 bytes)")]
     EmptyMedia { filename: String },

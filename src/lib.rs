@@ -3,10 +3,16 @@
 //!
 //! The data's path through the crate:
 //!
-//! - [`archive`]: the ZIP and its manifest, read safely (edge: ZIP I/O; the manifest is pure);
-//! - [`timeline`]: who is present when, from the manifest alone (pure);
+//! - [`source`]: each platform's recordings (an OpenTok ZIP or folder, a LiveSwitch
+//!   recordings folder or webhook event, an EnableX notification) turned into one
+//!   timeline and a way to read each media file (edge; the parsing and layout are pure);
+//! - [`archive`]: the OpenTok ZIP and its manifest, read safely (edge: ZIP I/O; the
+//!   manifest is pure);
+//! - [`timeline`]: who is present when, whatever the platform (pure);
 //! - [`inspect`]: what each container really holds: tracks, timestamps, gaps (edge: reads
 //!   containers; the per-track accounting is pure);
+//! - [`compose`] and [`repair`]: one watchable file, or one playable file per participant;
+//! - [`batch`]: many inputs, in parallel, isolated, resumable;
 //! - [`sample`]: deterministic test archives encoded with GStreamer (edge);
 //! - [`output`]: files written under a temporary name and renamed only when complete.
 
@@ -19,6 +25,7 @@ pub mod layout;
 pub mod output;
 pub mod repair;
 pub mod sample;
+pub mod source;
 pub mod timeline;
 
 pub use error::{Error, ErrorClass, Result};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use mosaic::compose::plan::VideoMutePolicy;
+use mosaic::compose::plan::{PlanOptions, VideoMutePolicy};
 use mosaic::compose::{ComposeOptions, ComposeReport, Control, Speed, compose};
 use mosaic::layout::{CustomLayout, Layout};
 use mosaic::sample::{ArchiveSpec, ContainerKind};
@@ -18,8 +18,11 @@ const FRAME_MS: f64 = 1000.0 / 30.0;
 
 fn small() -> ComposeOptions {
     ComposeOptions {
-        width: 640,
-        height: 480,
+        plan: PlanOptions {
+            width: 640,
+            height: 480,
+            ..Default::default()
+        },
         speed: Speed::Fast,
         ..Default::default()
     }
@@ -150,7 +153,10 @@ fn black_and_placeholder_mute_policies() {
         (VideoMutePolicy::Placeholder, PLACEHOLDER),
     ] {
         let opts = ComposeOptions {
-            video_mute: policy,
+            plan: PlanOptions {
+                video_mute: policy,
+                ..small().plan
+            },
             ..small()
         };
         let (_dir, out, _) = run(&spec, "call.mp4", &opts);
@@ -272,7 +278,13 @@ fn presentation_pip_and_custom_layouts() {
     ];
     for (layout, expect) in cases {
         let what = format!("{layout:?}").chars().take(24).collect::<String>();
-        let opts = ComposeOptions { layout, ..small() };
+        let opts = ComposeOptions {
+            plan: PlanOptions {
+                layout,
+                ..small().plan
+            },
+            ..small()
+        };
         let (_dir, out, _) = run(&spec, "layout.mp4", &opts);
         tiles_at(&decode(&out), at, &expect, &what);
     }
@@ -347,8 +359,11 @@ fn one_stream_keeps_its_level_and_four_loud_streams_do_not_clip() {
 fn trim_labels_and_report() {
     let spec = mutes_spec(ContainerKind::Webm);
     let opts = ComposeOptions {
-        from_ms: Some(3_000),
-        to_ms: Some(7_000),
+        plan: PlanOptions {
+            from_ms: Some(3_000),
+            to_ms: Some(7_000),
+            ..small().plan
+        },
         labels: true,
         ..small()
     };

@@ -247,7 +247,7 @@ fn unknown_codec_is_refused() {
             height: 64,
         },
     };
-    let media = write_live_matroska(Vec::new(), "matroska", Some(hevc), None).unwrap();
+    let media = write_live_matroska(Vec::new(), "matroska", Some(hevc), None, None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = one_file_zip(dir.path(), "hevc.zip", "a.mkv", &media);
     let err = refuse(&path);

@@ -12,7 +12,6 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::timeline::Timeline;
 use manifest::{Manifest, is_media_name};
 
 /// Limits that keep a hostile archive from exhausting the machine.
@@ -89,7 +88,15 @@ impl Archive {
         let mut zip = zip::ZipArchive::new(BufReader::new(file))
             .map_err(|e| Error::InvalidZip(e.to_string()))?;
         let entries = list_entries(&mut zip, &limits)?;
-        let (manifest_name, manifest) = find_manifest(&mut zip, &entries, &limits)?;
+        let (manifest_name, manifest) = find_manifest(&entries, &limits, |entry| {
+            let mut bytes = Vec::new();
+            zip.by_index(entry.index)
+                .map_err(|e| damaged(&entry.name, e.to_string()))?
+                .take(limits.max_manifest_size)
+                .read_to_end(&mut bytes)
+                .map_err(|e| damaged(&entry.name, e.to_string()))?;
+            Ok(bytes)
+        })?;
         let warnings = check_files(&manifest, &entries)?;
         Ok(Archive {
             path,
@@ -121,11 +128,6 @@ impl Archive {
     /// Warnings found while validating (unlisted media, size mismatches).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
-    }
-
-    /// The archive's timeline, from its manifest.
-    pub fn timeline(&self) -> Timeline {
-        Timeline::from_manifest(&self.manifest)
     }
 
     pub fn entry(&self, name: &str) -> Option<&Entry> {
@@ -248,11 +250,12 @@ fn unsafe_entry_name(name: &str) -> Option<&'static str> {
     None
 }
 
-/// Finds the manifest: the root `.json` entry that parses as one.
-fn find_manifest<R: Read + std::io::Seek>(
-    zip: &mut zip::ZipArchive<R>,
+/// Finds the manifest: the root `.json` entry that parses as one. `read` gives an entry's
+/// bytes (from the ZIP, or from a folder).
+pub(crate) fn find_manifest(
     entries: &[Entry],
     limits: &ArchiveLimits,
+    mut read: impl FnMut(&Entry) -> Result<Vec<u8>>,
 ) -> Result<(String, Manifest)> {
     let mut first_error = None;
     let mut found: Vec<(String, Manifest)> = Vec::new();
@@ -271,12 +274,7 @@ fn find_manifest<R: Read + std::io::Seek>(
             });
             continue;
         }
-        let mut bytes = Vec::new();
-        zip.by_index(entry.index)
-            .map_err(|e| damaged(&entry.name, e.to_string()))?
-            .take(limits.max_manifest_size)
-            .read_to_end(&mut bytes)
-            .map_err(|e| damaged(&entry.name, e.to_string()))?;
+        let bytes = read(entry)?;
         match Manifest::parse(&entry.name, &bytes) {
             Ok(m) => found.push((entry.name.clone(), m)),
             Err(e) => {
@@ -297,7 +295,7 @@ fn find_manifest<R: Read + std::io::Seek>(
 
 /// Checks the manifest against the entries: every listed file must be present and non-empty;
 /// unlisted media and size mismatches are warnings.
-fn check_files(manifest: &Manifest, entries: &[Entry]) -> Result<Vec<String>> {
+pub(crate) fn check_files(manifest: &Manifest, entries: &[Entry]) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     for f in &manifest.files {
         let Some(entry) = entries.iter().find(|e| e.name == f.filename && !e.is_dir) else {
@@ -312,7 +310,7 @@ fn check_files(manifest: &Manifest, entries: &[Entry]) -> Result<Vec<String>> {
         }
         if let Some(declared) = f.size.filter(|&d| d != entry.size) {
             warnings.push(format!(
-                "{}: the manifest says {declared} bytes, the archive holds {}",
+                "{}: the manifest says {declared} bytes, the file has {}",
                 f.filename, entry.size
             ));
         }
@@ -323,7 +321,7 @@ fn check_files(manifest: &Manifest, entries: &[Entry]) -> Result<Vec<String>> {
     {
         if !manifest.files.iter().any(|f| f.filename == e.name) {
             warnings.push(format!(
-                "{}: media file in the archive that the manifest does not list; ignored",
+                "{}: a media file the manifest does not list; ignored",
                 e.name
             ));
         }

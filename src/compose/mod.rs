@@ -1,10 +1,13 @@
 //! Composing a whole archive into one watchable file, in one GStreamer pass.
 //!
-//! [`compose`] opens and inspects the archive, lays out a pure [`plan::Plan`] (who is where,
-//! when; what shows during mutes and absences), extracts the media to a private temporary
-//! folder, runs the [`pipeline`], and renames the output into place only when it is
-//! complete. A failure or cancellation leaves no file that looks finished.
+//! [`compose_recording`] inspects a recording (from any [`crate::source`]), lays out a pure
+//! [`plan::Plan`] (who is where, when; what shows during mutes and absences), makes its
+//! media files available to GStreamer (a ZIP's entries are extracted to a private temporary
+//! folder; a folder's files are read where they are), runs the [`pipeline`], and renames
+//! the output into place only when it is complete. A failure or cancellation leaves no file
+//! that looks finished.
 
+pub mod limiter;
 pub mod pipeline;
 pub mod plan;
 
@@ -14,12 +17,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::archive::Archive;
 use crate::error::{Error, Result};
-use crate::inspect::{InspectOptions, SegmentReport, TrackKind, inspect_opened};
-use crate::layout::Layout;
+use crate::inspect::{InspectOptions, SegmentReport, TrackKind, inspect_recording};
 use crate::output::AtomicFile;
-use plan::{Plan, PlanOptions, VideoMutePolicy};
+use crate::source::{self, MediaStore, Recording, SourceOptions};
+use plan::{Plan, PlanOptions};
 
 /// The container and codecs of the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -89,17 +91,11 @@ impl Speed {
     }
 }
 
-/// Everything `mosaic compose` can be told.
+/// Everything `mosaic compose` can be told: the plan's options (canvas, layout, mute
+/// policy, window) and the output's.
 #[derive(Debug, Clone)]
 pub struct ComposeOptions {
-    pub width: i32,
-    pub height: i32,
-    pub fps: u32,
-    pub layout: Layout,
-    pub video_mute: VideoMutePolicy,
-    pub max_freeze_ms: i64,
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
+    pub plan: PlanOptions,
     pub labels: bool,
     /// `None`: from the output's extension.
     pub format: Option<OutputFormat>,
@@ -111,14 +107,7 @@ pub struct ComposeOptions {
 impl Default for ComposeOptions {
     fn default() -> Self {
         ComposeOptions {
-            width: 1280,
-            height: 720,
-            fps: 30,
-            layout: Layout::BestFit,
-            video_mute: VideoMutePolicy::Freeze,
-            max_freeze_ms: 1_000,
-            from_ms: None,
-            to_ms: None,
+            plan: PlanOptions::default(),
             labels: false,
             format: None,
             speed: Speed::Balanced,
@@ -129,26 +118,12 @@ impl Default for ComposeOptions {
 
 impl ComposeOptions {
     fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::InvalidOption(m));
-        if !(640..=1920).contains(&self.width) || !(480..=1080).contains(&self.height) {
-            return bad(format!(
-                "size {}x{} is outside 640x480 .. 1920x1080",
-                self.width, self.height
-            ));
-        }
-        if self.width % 2 != 0 || self.height % 2 != 0 {
-            return bad(format!("size {}x{} must be even", self.width, self.height));
-        }
-        if !(1..=60).contains(&self.fps) {
-            return bad(format!("frame rate {} is outside 1..60", self.fps));
-        }
+        self.plan.validate()?;
         if self.quality > 51 {
-            return bad(format!("quality {} is outside 0..51", self.quality));
-        }
-        if let (Some(f), Some(t)) = (self.from_ms, self.to_ms)
-            && t <= f
-        {
-            return bad(format!("--to {t} ms is not after --from {f} ms"));
+            return Err(Error::InvalidOption(format!(
+                "quality {} is outside 0..51",
+                self.quality
+            )));
         }
         Ok(())
     }
@@ -184,38 +159,51 @@ pub struct ComposeReport {
     pub realtime_factor: f64,
 }
 
-/// An archive's media files, extracted under names of our own into a private folder that
-/// is removed when this is dropped.
+/// A recording's media files as paths GStreamer can open: a folder's files where they are,
+/// a ZIP's entries extracted under names of our own into a private folder that is removed
+/// when this is dropped.
 pub struct ExtractedMedia {
     /// Kept for its lifetime: the folder goes when this does.
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     files: Vec<(String, pipeline::MediaFile)>,
 }
 
 impl ExtractedMedia {
     pub fn extract<'a>(
-        archive: &mut Archive,
+        media: &mut MediaStore,
         segments: impl Iterator<Item = &'a SegmentReport>,
     ) -> Result<ExtractedMedia> {
-        let dir = tempfile::Builder::new()
-            .prefix("mosaic-media-")
-            .tempdir()
-            .map_err(|source| Error::Write {
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let mut dir: Option<tempfile::TempDir> = None;
         let mut files = Vec::new();
         for (i, seg) in segments.enumerate() {
-            let path = dir.path().join(format!("{i}.mkv"));
-            let mut file = std::fs::File::create(&path).map_err(|source| Error::Write {
-                path: path.clone(),
-                source,
-            })?;
-            let mut entry = archive.open_entry(&seg.filename)?;
-            std::io::copy(&mut entry, &mut file).map_err(|e| Error::DamagedEntry {
-                name: seg.filename.clone(),
-                reason: e.to_string(),
-            })?;
+            let path = match media.disk_path(&seg.filename) {
+                Some(path) => path.to_path_buf(),
+                None => {
+                    let dir = match &mut dir {
+                        Some(d) => d,
+                        None => dir.insert(
+                            tempfile::Builder::new()
+                                .prefix("mosaic-media-")
+                                .tempdir()
+                                .map_err(|source| Error::Write {
+                                    path: std::env::temp_dir(),
+                                    source,
+                                })?,
+                        ),
+                    };
+                    let path = dir.path().join(format!("{i}.mkv"));
+                    let mut file = std::fs::File::create(&path).map_err(|source| Error::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let mut entry = media.open(&seg.filename)?;
+                    std::io::copy(&mut entry, &mut file).map_err(|e| Error::DamagedEntry {
+                        name: seg.filename.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    path
+                }
+            };
             let codec = |kind| {
                 seg.tracks
                     .iter()
@@ -230,18 +218,39 @@ impl ExtractedMedia {
         Ok(ExtractedMedia { _dir: dir, files })
     }
 
-    /// The extracted file for an archive entry name.
+    /// The file for a media file's name.
     pub fn lookup(&self, name: &str) -> Option<pipeline::MediaFile> {
         self.files
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, m)| m.clone())
     }
+
+    /// The media file's name for a path handed to the pipeline (for its error messages).
+    pub fn name_of(&self, path: &Path) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|(_, (p, _, _))| p == path)
+            .map(|(n, _)| n.as_str())
+    }
 }
 
-/// Composes the archive at `archive` into `output`.
+/// Composes the recording at `input` (any source mosaic reads, holding one recording) into
+/// `output`.
 pub fn compose(
-    archive: &Path,
+    input: &Path,
+    output: &Path,
+    opts: &ComposeOptions,
+    control: &Control<'_>,
+) -> Result<ComposeReport> {
+    opts.validate()?;
+    let mut recording = source::open_one(input, &SourceOptions::default())?;
+    compose_recording(&mut recording, output, opts, control)
+}
+
+/// Composes one recording into `output`.
+pub fn compose_recording(
+    recording: &mut Recording,
     output: &Path,
     opts: &ComposeOptions,
     control: &Control<'_>,
@@ -258,30 +267,20 @@ pub fn compose(
         })?,
     };
 
-    let mut archive = Archive::open(archive)?;
-    let report = inspect_opened(&mut archive, &InspectOptions::default())?;
-    let timeline = archive.timeline();
-    let plan_opts = PlanOptions {
-        width: opts.width,
-        height: opts.height,
-        fps: opts.fps,
-        layout: opts.layout.clone(),
-        video_mute: opts.video_mute,
-        max_freeze_ms: opts.max_freeze_ms,
-        from_ms: opts.from_ms,
-        to_ms: opts.to_ms,
-    };
-    let plan = Plan::new(&timeline, |name| report.segment(name), &plan_opts).ok_or_else(|| {
+    let report = inspect_recording(recording, &InspectOptions::default())?;
+    let timeline = &recording.timeline;
+    let plan = Plan::new(timeline, |name| report.segment(name), &opts.plan).ok_or_else(|| {
         Error::InvalidOption(
-            "nothing to compose: the archive (or the --from/--to window) is empty".into(),
+            "nothing to compose: the recording (or the --from/--to window) is empty".into(),
         )
     })?;
 
     let media = ExtractedMedia::extract(
-        &mut archive,
+        &mut recording.media,
         report.streams.iter().flat_map(|s| &s.segments),
     )?;
     let lookup = |name: &str| media.lookup(name);
+    let name_of = |path: &Path| media.name_of(path).map(str::to_owned);
 
     if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
@@ -302,8 +301,9 @@ pub fn compose(
         speed: opts.speed,
         quality: opts.quality,
         // Like ffmpeg's x264 default (250): few key frames, small files.
-        gop_frames: opts.fps * 8,
+        gop_frames: opts.plan.fps * 8,
         labels: opts.labels,
+        name_of: &name_of,
         output: out.temp_path(),
         progress: control.progress,
         cancel: control.cancel,

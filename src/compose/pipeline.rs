@@ -25,6 +25,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 
+use super::limiter::{LOOKAHEAD_FRAMES, Limiter};
 use super::plan::{Plan, Spans};
 use super::{OutputFormat, Speed};
 use crate::error::{Error, Result};
@@ -48,6 +49,8 @@ pub struct PipelineInput<'a> {
     /// Frames between video key frames (seek points).
     pub gop_frames: u32,
     pub labels: bool,
+    /// The media file's name for a path of `media` (for messages).
+    pub name_of: &'a dyn Fn(&Path) -> Option<String>,
     pub output: &'a Path,
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
     pub cancel: Option<&'a AtomicBool>,
@@ -235,7 +238,7 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
 
     // Go, and watch the bus.
     pipeline.set_state(gst::State::Playing).map_err(|_| {
-        first_error(&pipeline)
+        first_error(&pipeline, input.name_of)
             .unwrap_or_else(|| gst_err("starting the pipeline", "state change failed"))
     })?;
     let bus = pipeline
@@ -248,7 +251,7 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
         match bus.timed_pop(gst::ClockTime::from_mseconds(200)) {
             Some(msg) => match msg.view() {
                 gst::MessageView::Eos(..) => break,
-                gst::MessageView::Error(err) => return Err(bus_error(err)),
+                gst::MessageView::Error(err) => return Err(bus_error(err, input.name_of)),
                 _ => {}
             },
             None => {
@@ -269,29 +272,72 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
     })
 }
 
-fn bus_error(err: &gst::message::Error) -> Error {
+/// A bus error as mosaic's error. A decoder, demuxer or parser failing on a file is bad
+/// input (the file is damaged in a way inspection could not see), named by the file; any
+/// other failure is ours.
+fn bus_error(err: &gst::message::Error, name_of: &dyn Fn(&Path) -> Option<String>) -> Error {
     let who = err
         .src()
         .map(|s| s.path_string().to_string())
         .unwrap_or_else(|| "pipeline".into());
     let debug = err.debug().map(|d| d.to_string()).unwrap_or_default();
     let debug = debug.lines().last().unwrap_or_default().to_owned();
-    Error::Gstreamer(format!(
-        "{who}: {}{}",
+    let text = format!(
+        "{}{}",
         err.error(),
         if debug.is_empty() {
             String::new()
         } else {
             format!(" ({debug})")
         }
-    ))
+    );
+    let element = err
+        .src()
+        .and_then(|s| s.downcast_ref::<gst::Element>().cloned());
+    let input_side = element.as_ref().is_some_and(|e| {
+        e.factory().is_some_and(|f| {
+            let klass = f.klass();
+            ["Decoder", "Demuxer", "Parser"]
+                .iter()
+                .any(|k| klass.contains(k))
+        })
+    });
+    if input_side && !text.contains("is missing") {
+        let file = element
+            .as_ref()
+            .and_then(upstream_file)
+            .and_then(|p| name_of(&p))
+            .unwrap_or_else(|| who.clone());
+        return Error::CorruptMedia {
+            filename: file,
+            reason: format!("cannot be decoded: {text}"),
+        };
+    }
+    Error::Gstreamer(format!("{who}: {text}"))
 }
 
-fn first_error(pipeline: &gst::Pipeline) -> Option<Error> {
+/// The file an element reads from: the location of the `filesrc` upstream of it.
+fn upstream_file(element: &gst::Element) -> Option<PathBuf> {
+    let mut current = element.clone();
+    for _ in 0..32 {
+        if current.factory().is_some_and(|f| f.name() == "filesrc") {
+            let location: String = current.property("location");
+            return Some(PathBuf::from(location));
+        }
+        let peer = current.sink_pads().first()?.peer()?;
+        current = peer.parent_element()?;
+    }
+    None
+}
+
+fn first_error(
+    pipeline: &gst::Pipeline,
+    name_of: &dyn Fn(&Path) -> Option<String>,
+) -> Option<Error> {
     let bus = pipeline.bus()?;
     let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
     match msg.view() {
-        gst::MessageView::Error(err) => Some(bus_error(err)),
+        gst::MessageView::Error(err) => Some(bus_error(err, name_of)),
         _ => None,
     }
 }
@@ -477,7 +523,7 @@ fn unreachable_format() -> Result<()> {
     ))
 }
 
-/// audiomixer ! capsfilter ! audiodynamic ! audioconvert ! queue ! encoder ! muxer
+/// audiomixer ! capsfilter (limited in a probe) ! audioconvert ! queue ! encoder ! muxer
 fn build_audio_out(
     pipeline: &gst::Pipeline,
     _plan: &Plan,
@@ -490,22 +536,11 @@ fn build_audio_out(
     mixer.set_property("discont-wait", 0u64);
     let caps = caps_filter(mixed_audio_caps())?;
     // The sum of streams is not attenuated by 1/N (a lone speaker is as loud as in the
-    // source). Above -4.4 dBFS a soft-knee curve bends loud sums down (10:1), and a hard
-    // ceiling at -1 dBFS keeps them from clipping, with headroom for the encoder. Both are
-    // static curves (audiodynamic), not a look-ahead limiter.
-    let knee = make("audiodynamic")?;
-    knee.set_property_from_str("characteristics", "soft-knee");
-    knee.set_property_from_str("mode", "compressor");
-    knee.set_property("threshold", 0.6f32);
-    knee.set_property("ratio", 0.1f32);
-    let ceiling = make("audiodynamic")?;
-    ceiling.set_property_from_str("characteristics", "hard-knee");
-    ceiling.set_property_from_str("mode", "compressor");
-    ceiling.set_property("threshold", 0.89f32);
-    ceiling.set_property("ratio", 0.0f32);
+    // source); a look-ahead true-peak limiter keeps loud sums under the ceiling.
+    limit(&caps)?;
     let convert = make("audioconvert")?;
     let q = queue(Duration::from_secs(1))?;
-    let mut chain = vec![mixer.clone(), caps, knee, ceiling, convert, q];
+    let mut chain = vec![mixer.clone(), caps, convert, q];
     match input.format {
         OutputFormat::Mp4 | OutputFormat::M4a => {
             let enc = make("avenc_aac")?;
@@ -526,6 +561,55 @@ fn build_audio_out(
     last.link(mux)
         .map_err(|e| gst_err("linking audio to muxer", e))?;
     Ok(mixer)
+}
+
+/// Runs the mix through a [`Limiter`] on `element`'s source pad (F32 interleaved stereo).
+/// The limiter delays the sound by its look-ahead; the first buffer loses that much from
+/// its start and every later one is stamped that much earlier, so each sound stays where
+/// it was recorded.
+fn limit(element: &gst::Element) -> Result<()> {
+    let pad = element
+        .static_pad("src")
+        .ok_or_else(|| gst_err("building", "capsfilter without a source pad"))?;
+    let limiter = Mutex::new((Limiter::new(2), true));
+    let delay_ns = LOOKAHEAD_FRAMES as u64 * 1_000_000_000 / 48_000;
+    let frame_bytes = 2 * std::mem::size_of::<f32>();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Ok(mut state) = limiter.lock() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let (limiter, first) = &mut *state;
+        let buffer = buffer.make_mut();
+        if let Ok(mut map) = buffer.map_writable() {
+            let bytes = map.as_mut_slice();
+            let usable = bytes.len() - bytes.len() % frame_bytes;
+            let mut samples: Vec<f32> = bytes[..usable]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            limiter.process(&mut samples);
+            for (out, v) in bytes[..usable].chunks_exact_mut(4).zip(&samples) {
+                out.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        buffer.unset_flags(gst::BufferFlags::GAP);
+        if *first {
+            *first = false;
+            let drop = (LOOKAHEAD_FRAMES * frame_bytes).min(buffer.size());
+            let size = buffer.size();
+            let _ = buffer.resize(drop..size);
+            if let Some(d) = buffer.duration() {
+                buffer.set_duration(d.saturating_sub(gst::ClockTime::from_nseconds(delay_ns)));
+            }
+        } else if let Some(pts) = buffer.pts() {
+            buffer.set_pts(pts.saturating_sub(gst::ClockTime::from_nseconds(delay_ns)));
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// avenc_aac delays its output by exactly one frame (1024 samples of priming), and mp4mux

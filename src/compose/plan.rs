@@ -86,7 +86,7 @@ impl Spans {
     }
 }
 
-/// Options that shape the plan.
+/// Options that shape the plan: the canvas, the layout, the mute policy and the window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanOptions {
     pub width: i32,
@@ -99,6 +99,46 @@ pub struct PlanOptions {
     /// Trim on the archive timeline.
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            layout: Layout::BestFit,
+            video_mute: VideoMutePolicy::Freeze,
+            max_freeze_ms: 1_000,
+            from_ms: None,
+            to_ms: None,
+        }
+    }
+}
+
+impl PlanOptions {
+    /// Checks the values a user can get wrong.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |m: String| Err(crate::Error::InvalidOption(m));
+        if !(640..=1920).contains(&self.width) || !(480..=1080).contains(&self.height) {
+            return bad(format!(
+                "size {}x{} is outside 640x480 .. 1920x1080",
+                self.width, self.height
+            ));
+        }
+        if self.width % 2 != 0 || self.height % 2 != 0 {
+            return bad(format!("size {}x{} must be even", self.width, self.height));
+        }
+        if !(1..=60).contains(&self.fps) {
+            return bad(format!("frame rate {} is outside 1..60", self.fps));
+        }
+        if let (Some(f), Some(t)) = (self.from_ms, self.to_ms)
+            && t <= f
+        {
+            return bad(format!("--to {t} ms is not after --from {f} ms"));
+        }
+        Ok(())
+    }
 }
 
 /// One segment's file in the output.
@@ -347,9 +387,11 @@ mod tests {
             index: 1,
             file_index: None,
             filename: name.into(),
+            media: crate::timeline::SourceMedia::AudioVideo,
             size: 1,
             start_ms: 0,
             stop_ms: 0,
+            offset_ms: 0,
             container: "webm".into(),
             has_duration: false,
             has_cues: false,
@@ -361,19 +403,13 @@ mod tests {
 
     fn opts(policy: VideoMutePolicy) -> PlanOptions {
         PlanOptions {
-            width: 1280,
-            height: 720,
-            fps: 30,
-            layout: Layout::BestFit,
             video_mute: policy,
-            max_freeze_ms: 1000,
-            from_ms: None,
-            to_ms: None,
+            ..PlanOptions::default()
         }
     }
 
     fn timeline(files: Vec<ManifestFile>) -> Timeline {
-        Timeline::from_manifest(&Manifest {
+        crate::source::opentok::timeline(&Manifest {
             id: "a".into(),
             name: None,
             created_at: 0,

@@ -96,6 +96,7 @@ pub fn scan_frames<R: Read>(
     let mut timestamp_scale: i64 = 1_000_000;
     let mut has_duration = false;
     let mut has_cues = false;
+    let mut date_utc_ms: Option<i64> = None;
     let mut tracks: Vec<Track> = Vec::new();
     let mut tracks_seen = false;
     let mut cluster_ts: i64 = 0;
@@ -137,6 +138,9 @@ pub fn scan_frames<R: Read>(
                     .ok_or_else(|| not_matroska(format!("invalid TimestampScale {v}")))?;
             }
             MatroskaSpec::Duration(_) => has_duration = true,
+            MatroskaSpec::DateUTC(ns) => {
+                date_utc_ms = Some(crate::source::time::matroska_date_to_unix_ms(ns));
+            }
             MatroskaSpec::Cues(_) => has_cues = true,
             MatroskaSpec::Tracks(Master::End) => tracks_seen = true,
             MatroskaSpec::TrackEntry(Master::Full(children)) => {
@@ -218,6 +222,7 @@ pub fn scan_frames<R: Read>(
         has_cues,
         truncated,
         bytes_read,
+        date_utc_ms,
         tracks,
     })
 }

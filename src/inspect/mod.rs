@@ -16,9 +16,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::archive::Archive;
 use crate::error::Result;
-use crate::timeline::{Timeline, VideoType};
+use crate::source::{self, Recording, SourceKind, SourceOptions};
+use crate::timeline::{SourceMedia, VideoType};
 use track::TrackScan;
 
 /// Thresholds of inspection.
@@ -201,6 +201,8 @@ pub struct ContainerReport {
     /// Why reading stopped early, when the file is truncated or damaged at its tail.
     pub truncated: Option<String>,
     pub bytes_read: u64,
+    /// When the file says it was recorded (the Segment's `DateUTC`), as Unix ms.
+    pub date_utc_ms: Option<i64>,
     pub tracks: Vec<TrackReport>,
 }
 
@@ -248,10 +250,13 @@ impl ArchiveReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ArchiveInfo {
+    /// The platform: `opentok`, `liveswitch` or `enablex`.
+    pub source: SourceKind,
     pub id: String,
     pub name: Option<String>,
     pub created_at_ms: i64,
-    /// The manifest's entry name in the ZIP.
+    /// What the timeline was read from: the manifest's name (OpenTok), the recording logs
+    /// or the event (LiveSwitch), the notification (EnableX).
     pub manifest: String,
 }
 
@@ -274,9 +279,13 @@ pub struct SegmentReport {
     /// The `_N` of the file name, when it has one.
     pub file_index: Option<u32>,
     pub filename: String,
+    /// Which of the segment's media the file carries: `audio_video`, `audio` or `video`.
+    pub media: SourceMedia,
     pub size: u64,
     pub start_ms: i64,
     pub stop_ms: i64,
+    /// Where the file's time 0 sits on the timeline.
+    pub offset_ms: i64,
     pub container: String,
     pub has_duration: bool,
     pub has_cues: bool,
@@ -293,45 +302,90 @@ impl SegmentReport {
     }
 }
 
-/// Opens the archive at `path` and inspects every container in it.
+/// Opens the input at `path` (any source mosaic reads; it must hold one recording) and
+/// inspects every container in it.
 pub fn inspect_archive(path: impl AsRef<Path>, opts: &InspectOptions) -> Result<ArchiveReport> {
-    let mut archive = Archive::open(path)?;
-    inspect_opened(&mut archive, opts)
+    let mut recording = source::open_one(path.as_ref(), &SourceOptions::default())?;
+    inspect_recording(&mut recording, opts)
 }
 
-/// Inspects every container of an opened archive.
-pub fn inspect_opened(archive: &mut Archive, opts: &InspectOptions) -> Result<ArchiveReport> {
-    let timeline = archive.timeline();
-    let mut warnings: Vec<String> = archive.warnings().to_vec();
-    warnings.extend(timeline.warnings.iter().map(ToString::to_string));
+/// Inspects every container of a recording. Sources placed by their first frame
+/// (LiveSwitch) are moved to their file's time 0 on the recording's timeline, which the
+/// recording keeps for compose and repair.
+pub fn inspect_recording(
+    recording: &mut Recording,
+    opts: &InspectOptions,
+) -> Result<ArchiveReport> {
+    let mut warnings: Vec<String> = recording.warnings.clone();
+    warnings.extend(recording.timeline.warnings.iter().map(ToString::to_string));
+
+    // Every file once.
+    let mut containers: Vec<(String, u64, ContainerReport)> = Vec::new();
+    let names: Vec<String> = recording
+        .timeline
+        .streams
+        .iter()
+        .flat_map(|s| &s.segments)
+        .flat_map(|seg| &seg.sources)
+        .map(|src| src.filename.clone())
+        .collect();
+    for name in names {
+        if containers.iter().any(|(n, _, _)| *n == name) {
+            continue;
+        }
+        let size = recording.media.size(&name).unwrap_or(0);
+        let report = inspect_container(recording.media.open(&name)?, &name, opts)?;
+        if let Some(why) = &report.truncated {
+            warnings.push(format!(
+                "{name}: truncated: {why}; inspected what was readable"
+            ));
+        }
+        containers.push((name, size, report));
+    }
+    let container = |name: &str| {
+        containers
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, size, report)| (*size, report))
+    };
+    recording.timeline.anchor_first_frames(|name, media| {
+        let (_, report) = container(name)?;
+        report
+            .tracks
+            .iter()
+            .filter(|t| match media {
+                SourceMedia::Audio => t.kind == TrackKind::Audio,
+                SourceMedia::Video => t.kind == TrackKind::Video,
+                SourceMedia::AudioVideo => true,
+            })
+            .filter_map(|t| t.first_ms)
+            .min()
+    });
+    let timeline = &recording.timeline;
 
     let mut streams = Vec::with_capacity(timeline.streams.len());
     for stream in &timeline.streams {
         let mut segments = Vec::with_capacity(stream.segments.len());
         for seg in &stream.segments {
             for src in &seg.sources {
-                let size = archive.entry(&src.filename).map_or(0, |e| e.size);
-                let report =
-                    inspect_container(archive.open_entry(&src.filename)?, &src.filename, opts)?;
-                if let Some(why) = &report.truncated {
-                    warnings.push(format!(
-                        "{}: truncated: {why}; inspected what was readable",
-                        src.filename
-                    ));
-                }
+                let Some((size, report)) = container(&src.filename) else {
+                    continue;
+                };
                 segments.push(SegmentReport {
                     index: seg.index,
                     file_index: seg.file_index,
                     filename: src.filename.clone(),
+                    media: src.media,
                     size,
                     start_ms: seg.start.0,
                     stop_ms: seg.stop.0,
+                    offset_ms: src.start.0,
                     container: report.container.clone(),
                     has_duration: report.has_duration,
                     has_cues: report.has_cues,
                     truncated: report.truncated.clone(),
                     duration_ms: report.duration_ms(),
-                    tracks: report.tracks,
+                    tracks: report.tracks.clone(),
                 });
             }
         }
@@ -349,31 +403,28 @@ pub fn inspect_opened(archive: &mut Archive, opts: &InspectOptions) -> Result<Ar
             segments,
         });
     }
-    warnings.extend(duration_warnings(&timeline, &streams));
+    warnings.extend(
+        timeline
+            .duration_warnings(|name| {
+                let (_, report) = container(name)?;
+                let first = report.tracks.iter().filter_map(|t| t.first_ms).min()?;
+                let last = report.tracks.iter().filter_map(|t| t.last_ms).max()?;
+                Some((first, last))
+            })
+            .iter()
+            .map(ToString::to_string),
+    );
 
     Ok(ArchiveReport {
         archive: ArchiveInfo {
+            source: recording.kind,
             id: timeline.archive_id.clone(),
             name: timeline.archive_name.clone(),
             created_at_ms: timeline.created_at_ms,
-            manifest: archive.manifest_name().to_owned(),
+            manifest: recording.described_by.clone(),
         },
         span_ms: timeline.span().map(|s| [s.start.0, s.stop.0]),
         streams,
         warnings,
     })
-}
-
-fn duration_warnings(timeline: &Timeline, streams: &[StreamReport]) -> Vec<String> {
-    timeline
-        .duration_warnings(|name| {
-            streams
-                .iter()
-                .flat_map(|s| &s.segments)
-                .find(|seg| seg.filename == name)
-                .and_then(|seg| seg.duration_ms)
-        })
-        .iter()
-        .map(ToString::to_string)
-        .collect()
 }

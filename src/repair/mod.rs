@@ -16,12 +16,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::archive::Archive;
 use crate::compose::Control;
 use crate::error::{Error, Result};
 use crate::inspect::matroska::scan_frames;
-use crate::inspect::{Codec, InspectOptions, SegmentReport, TrackKind, inspect_opened};
+use crate::inspect::{Codec, InspectOptions, SegmentReport, TrackKind, inspect_recording};
 use crate::output::AtomicFile;
+use crate::source::{self, MediaStore, Recording, SourceOptions};
+use crate::timeline::SourceMedia;
 pub use audio_only::AudioFormat;
 use fill::{opus_silence, schedule};
 use remux::{OutTrack, Remuxer};
@@ -83,10 +84,10 @@ pub fn slug(label: &str) -> String {
     s.trim_matches('-').chars().take(40).collect()
 }
 
-/// Repairs every stream of `archive` into `out_dir` (created if missing).
-pub fn repair(archive: &Path, out_dir: &Path, align: Align) -> Result<RepairReport> {
+/// Repairs every stream of the recording at `input` into `out_dir` (created if missing).
+pub fn repair(input: &Path, out_dir: &Path, align: Align) -> Result<RepairReport> {
     repair_with(
-        archive,
+        input,
         out_dir,
         &RepairOptions {
             align,
@@ -110,7 +111,19 @@ pub struct RepairOptions {
 /// after each stream; `control.cancel` is checked between streams (files already written
 /// stay: each is complete).
 pub fn repair_with(
-    archive: &Path,
+    input: &Path,
+    out_dir: &Path,
+    opts: &RepairOptions,
+    control: &Control<'_>,
+) -> Result<RepairReport> {
+    let mut recording = source::open_one(input, &SourceOptions::default())?;
+    repair_recording(&mut recording, out_dir, opts, control)
+}
+
+/// Repairs every stream of one recording into `out_dir`. A stream recorded as separate
+/// audio and video files (LiveSwitch) becomes one file with both.
+pub fn repair_recording(
+    recording: &mut Recording,
     out_dir: &Path,
     opts: &RepairOptions,
     control: &Control<'_>,
@@ -121,11 +134,11 @@ pub fn repair_with(
         reencode,
     } = *opts;
     let started = Instant::now();
-    let mut archive = Archive::open(archive)?;
-    let report = inspect_opened(&mut archive, &InspectOptions::default())?;
-    let timeline = archive.timeline();
+    let report = inspect_recording(recording, &InspectOptions::default())?;
+    let timeline = recording.timeline.clone();
+    let media = &mut recording.media;
     let span = timeline.span().ok_or_else(|| {
-        Error::InvalidOption("nothing to repair: the archive has no streams".into())
+        Error::InvalidOption("nothing to repair: the recording has no streams".into())
     })?;
     std::fs::create_dir_all(out_dir).map_err(|source| Error::Write {
         path: out_dir.to_path_buf(),
@@ -148,10 +161,16 @@ pub fn repair_with(
             Align::Stream => (stream.start().0, stream.stop().0),
             Align::Archive => (span.start.0, span.stop.0),
         };
+        // Every file of the stream, in segment order; within a segment a separate audio
+        // file comes before its video file (see remux_stream).
         let segments: Vec<(&SegmentReport, i64)> = stream
             .segments
             .iter()
-            .flat_map(|seg| &seg.sources)
+            .flat_map(|seg| {
+                let mut sources: Vec<_> = seg.sources.iter().collect();
+                sources.sort_by_key(|src| src.media != SourceMedia::Audio);
+                sources
+            })
             .filter_map(|src| {
                 report
                     .segment(&src.filename)
@@ -169,7 +188,7 @@ pub fn repair_with(
         if audio_only.is_none() && (reencode || joined.is_none()) {
             let name = file_name(&stream.id, &stream.label, container_ext);
             let written = reencode_stream(
-                &mut archive,
+                media,
                 &report,
                 stream,
                 origin,
@@ -199,14 +218,7 @@ pub fn repair_with(
         let out_path = out_dir.join(file_name(&stream.id, &stream.label, ext));
         let duration_ms = end - origin;
         let written = match audio_only {
-            None => remux_stream(
-                &mut archive,
-                &segments,
-                &tracks,
-                duration_ms,
-                &out_path,
-                ext,
-            )?,
+            None => remux_stream(media, &segments, &tracks, duration_ms, &out_path, ext)?,
             Some(format) => {
                 // The repaired audio, remuxed to a private file, then re-wrapped.
                 let temp = tempfile::Builder::new()
@@ -218,8 +230,7 @@ pub fn repair_with(
                         source,
                     })?;
                 let webm = temp.path().to_path_buf();
-                let written =
-                    remux_stream(&mut archive, &segments, &tracks, duration_ms, &webm, "webm")?;
+                let written = remux_stream(media, &segments, &tracks, duration_ms, &webm, "webm")?;
                 let out = AtomicFile::create(&out_path)?;
                 audio_only::convert(&webm, out.temp_path(), format)?;
                 out.commit()?;
@@ -237,7 +248,7 @@ pub fn repair_with(
             stream_id: stream.id.clone(),
             label: stream.label.clone(),
             output: out_path,
-            segments: segments.len(),
+            segments: stream.segments.len(),
             start_ms: origin,
             ..written
         });
@@ -264,7 +275,7 @@ fn file_name(stream_id: &str, label: &str, ext: &str) -> String {
 /// its own picture size (even), with the compose issue's mute policy for video holes and
 /// continuous audio from the mixer. Used when the packets cannot simply be copied.
 fn reencode_stream(
-    archive: &mut Archive,
+    media: &mut MediaStore,
     report: &crate::inspect::ArchiveReport,
     stream: &crate::timeline::Stream,
     origin: i64,
@@ -272,7 +283,7 @@ fn reencode_stream(
     out_path: &Path,
     ext: &str,
 ) -> Result<RepairedStream> {
-    use crate::compose::plan::{Plan, PlanOptions, VideoMutePolicy};
+    use crate::compose::plan::{Plan, PlanOptions};
     use crate::compose::{ExtractedMedia, OutputFormat, Speed, pipeline};
 
     let seg_reports: Vec<&SegmentReport> = stream
@@ -298,17 +309,15 @@ fn reencode_stream(
         &PlanOptions {
             width: even(size.0),
             height: even(size.1),
-            fps: 30,
-            layout: crate::layout::Layout::BestFit,
-            video_mute: VideoMutePolicy::Freeze,
-            max_freeze_ms: 1_000,
             from_ms: Some(origin),
             to_ms: Some(end),
+            ..PlanOptions::default()
         },
     )
     .ok_or_else(|| Error::InvalidOption(format!("stream {}: nothing to re-encode", stream.id)))?;
-    let media = ExtractedMedia::extract(archive, seg_reports.iter().copied())?;
-    let lookup = |name: &str| media.lookup(name);
+    let files = ExtractedMedia::extract(media, seg_reports.iter().copied())?;
+    let lookup = |name: &str| files.lookup(name);
+    let name_of = |path: &Path| files.name_of(path).map(str::to_owned);
     let out = AtomicFile::create(out_path)?;
     pipeline::run(&pipeline::PipelineInput {
         plan: &plan,
@@ -323,6 +332,7 @@ fn reencode_stream(
         // A repaired file is for editing: a seek point every 2 s.
         gop_frames: 60,
         labels: false,
+        name_of: &name_of,
         output: out.temp_path(),
         progress: None,
         cancel: None,
@@ -333,7 +343,7 @@ fn reencode_stream(
         label: stream.label.clone(),
         output,
         path: "reencode",
-        segments: seg_reports.len(),
+        segments: stream.segments.len(),
         start_ms: origin,
         duration_ms: end - origin,
         silence_ms: 0,
@@ -379,7 +389,7 @@ fn output_tracks(segments: &[(&SegmentReport, i64)]) -> Option<Vec<OutTrack>> {
 }
 
 fn remux_stream(
-    archive: &mut Archive,
+    media: &mut MediaStore,
     segments: &[(&SegmentReport, i64)],
     tracks: &[OutTrack],
     end_ms: i64,
@@ -404,18 +414,13 @@ fn remux_stream(
         for (seg, offset_ms) in segments {
             let offset = offset_ms * 1_000_000;
             let mut seg_packets: Vec<(i64, i64)> = Vec::new();
-            scan_frames(
-                archive.open_entry(&seg.filename)?,
-                &seg.filename,
-                &opts,
-                &mut |f| {
-                    if f.kind == TrackKind::Audio {
-                        let target = (f.pts_ns + offset).max(0) + preroll;
-                        seg_packets.push((target, f.duration_ns.unwrap_or(20_000_000)));
-                    }
-                    Ok(())
-                },
-            )?;
+            scan_frames(media.open(&seg.filename)?, &seg.filename, &opts, &mut |f| {
+                if f.kind == TrackKind::Audio {
+                    let target = (f.pts_ns + offset).max(0) + preroll;
+                    seg_packets.push((target, f.duration_ns.unwrap_or(20_000_000)));
+                }
+                Ok(())
+            })?;
             if let [first, second, ..] = seg_packets.as_mut_slice() {
                 first.0 = first.0.min(second.0 - first.1).max(0);
             }
@@ -452,36 +457,52 @@ fn remux_stream(
             }
             Ok(())
         };
-    for (seg, offset_ms) in segments {
+    // A segment recorded as separate files (LiveSwitch's .mka and .mkv) is interleaved
+    // by time: its audio file (first in `segments`) is held in memory, which is small, and
+    // merged in while its video file is copied.
+    let mut held: std::collections::VecDeque<(i64, i64, Vec<u8>)> = Default::default();
+    for (i, (seg, offset_ms)) in segments.iter().enumerate() {
         let offset = offset_ms * 1_000_000;
-        scan_frames(
-            archive.open_entry(&seg.filename)?,
-            &seg.filename,
-            &opts,
-            &mut |f| {
-                // Audio goes where the schedule says: continuous, re-stamped if jittery.
-                let recorded = (f.pts_ns + offset).max(0);
-                // (Audio timestamps are in decoded-sample time: presented at t - preroll.)
-                let (number, t, duration, end) = match f.kind {
-                    TrackKind::Video => (1, recorded, 0, end_ns),
-                    TrackKind::Audio => (
-                        2,
-                        audio_times.next().unwrap_or(recorded + preroll),
-                        f.duration_ns.unwrap_or(20_000_000),
-                        end_ns + preroll,
-                    ),
-                };
-                if t >= end {
-                    return Ok(());
-                }
-                match f.kind {
-                    TrackKind::Video => video_packets += 1,
-                    TrackKind::Audio => audio_packets += 1,
-                }
-                write_silence_until(&mut mux, t, &mut next_silence)?;
-                mux.write(number, f.kind, t, duration, f.keyframe, f.data)
-            },
-        )?;
+        let separate = |j: usize| segments.get(j).is_some_and(|(r, _)| r.index == seg.index);
+        let hold_audio = seg.media == SourceMedia::Audio && separate(i + 1);
+        scan_frames(media.open(&seg.filename)?, &seg.filename, &opts, &mut |f| {
+            // Audio goes where the schedule says: continuous, re-stamped if jittery.
+            let recorded = (f.pts_ns + offset).max(0);
+            // (Audio timestamps are in decoded-sample time: presented at t - preroll.)
+            let (number, t, duration, end) = match f.kind {
+                TrackKind::Video => (1, recorded, 0, end_ns),
+                TrackKind::Audio => (
+                    2,
+                    audio_times.next().unwrap_or(recorded + preroll),
+                    f.duration_ns.unwrap_or(20_000_000),
+                    end_ns + preroll,
+                ),
+            };
+            if t >= end {
+                return Ok(());
+            }
+            match f.kind {
+                TrackKind::Video => video_packets += 1,
+                TrackKind::Audio => audio_packets += 1,
+            }
+            if hold_audio {
+                held.push_back((t, duration, f.data.to_vec()));
+                return Ok(());
+            }
+            while let Some((at, d, data)) = held.front().filter(|h| h.0 <= t) {
+                write_silence_until(&mut mux, *at, &mut next_silence)?;
+                mux.write(2, TrackKind::Audio, *at, *d, true, data)?;
+                held.pop_front();
+            }
+            write_silence_until(&mut mux, t, &mut next_silence)?;
+            mux.write(number, f.kind, t, duration, f.keyframe, f.data)
+        })?;
+        if !hold_audio {
+            for (at, d, data) in held.drain(..) {
+                write_silence_until(&mut mux, at, &mut next_silence)?;
+                mux.write(2, TrackKind::Audio, at, d, true, &data)?;
+            }
+        }
     }
     write_silence_until(&mut mux, i64::MAX, &mut next_silence)?;
     let (file, duration_ms) = mux.finish(end_ms)?;

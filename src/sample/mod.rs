@@ -6,7 +6,9 @@
 //! H.264/Opus in MKV), writes each segment the way the media server's live recorder does
 //! (see [`mux`]) and zips them with an `<archiveId>.json` manifest.
 
+pub mod enablex;
 pub mod encode;
+pub mod liveswitch;
 pub mod mux;
 pub mod spec;
 pub mod synth;
@@ -30,12 +32,45 @@ pub struct Written {
     pub bytes: u64,
 }
 
-/// Encodes one segment into a complete container, in memory.
-pub fn encode_segment(
+/// One segment's encoded tracks, with their Matroska descriptions.
+pub struct EncodedSegment {
+    pub video: Option<(encode::Encoded, &'static str, u32, u32)>,
+    pub audio: Option<encode::Encoded>,
+    pub doc_type: &'static str,
+}
+
+impl EncodedSegment {
+    pub fn video_track(&self) -> Option<mux::TrackData<'_>> {
+        self.video
+            .as_ref()
+            .map(|(encoded, codec_id, width, height)| mux::TrackData {
+                codec_id,
+                encoded,
+                kind: mux::TrackKindData::Video {
+                    width: *width,
+                    height: *height,
+                },
+            })
+    }
+
+    pub fn audio_track(&self) -> Option<mux::TrackData<'_>> {
+        self.audio.as_ref().map(|a| mux::TrackData {
+            codec_id: "A_OPUS",
+            encoded: a,
+            kind: mux::TrackKindData::Audio {
+                rate: f64::from(SAMPLE_RATE),
+                channels: 1,
+            },
+        })
+    }
+}
+
+/// Encodes one segment's audio and video with GStreamer.
+pub fn encode_tracks(
     spec: &ArchiveSpec,
     stream: &StreamSpec,
     seg: &SegmentSpec,
-) -> Result<Vec<u8>> {
+) -> Result<EncodedSegment> {
     let plan = SegmentPlan::new(spec, stream, seg);
     let (codec, codec_id, doc_type) = match spec.container {
         ContainerKind::Webm => (encode::VideoCodec::Vp8, "V_VP8", "webm"),
@@ -47,31 +82,37 @@ pub fn encode_segment(
             "matroska",
         ),
     };
-    let video = encode::encode_video(&plan, codec, spec.fps, spec.video_kbps)?;
+    let video = if seg.no_video {
+        None
+    } else {
+        let encoded = encode::encode_video(&plan, codec, spec.fps, spec.video_kbps)?;
+        Some((encoded, codec_id, stream.width, stream.height))
+    };
     let audio = if plan.audio {
         Some(encode::encode_audio(&plan)?)
     } else {
         None
     };
+    Ok(EncodedSegment {
+        video,
+        audio,
+        doc_type,
+    })
+}
+
+/// Encodes one segment into a complete container, in memory.
+pub fn encode_segment(
+    spec: &ArchiveSpec,
+    stream: &StreamSpec,
+    seg: &SegmentSpec,
+) -> Result<Vec<u8>> {
+    let tracks = encode_tracks(spec, stream, seg)?;
     mux::write_live_matroska(
         Vec::new(),
-        doc_type,
-        Some(mux::TrackData {
-            codec_id,
-            encoded: &video,
-            kind: mux::TrackKindData::Video {
-                width: stream.width,
-                height: stream.height,
-            },
-        }),
-        audio.as_ref().map(|a| mux::TrackData {
-            codec_id: "A_OPUS",
-            encoded: a,
-            kind: mux::TrackKindData::Audio {
-                rate: f64::from(SAMPLE_RATE),
-                channels: 1,
-            },
-        }),
+        tracks.doc_type,
+        tracks.video_track(),
+        tracks.audio_track(),
+        None,
     )
 }
 
@@ -153,6 +194,9 @@ pub enum Preset {
     H264,
     /// Four 640x480 cameras talking for 60 s, no mutes (the compose benchmark's input).
     Bench,
+    /// A LiveSwitch recordings folder: three clients over 8 s, one reconnecting (two
+    /// connections), one audio-only, a 90 ms videoDelay, sync marks; logs and event.
+    Liveswitch,
 }
 
 impl Preset {
@@ -161,6 +205,7 @@ impl Preset {
             Preset::Demo => demo(ContainerKind::Webm),
             Preset::H264 => demo(ContainerKind::Mkv),
             Preset::Bench => bench(60_000),
+            Preset::Liveswitch => liveswitch::demo(),
         }
     }
 }

@@ -33,12 +33,14 @@ fn write_err(e: impl std::fmt::Display) -> Error {
     Error::Gstreamer(format!("writing sample container: {e}"))
 }
 
-/// Writes a live-style Matroska file with up to one video and one audio track.
+/// Writes a live-style Matroska file with up to one video and one audio track;
+/// `date_utc_ns` is the Segment's `DateUTC` (ns since 2001-01-01), when it has one.
 pub fn write_live_matroska<W: Write>(
     dest: W,
     doc_type: &str,
     video: Option<TrackData<'_>>,
     audio: Option<TrackData<'_>>,
+    date_utc_ns: Option<i64>,
 ) -> Result<W> {
     let mut w = WebmWriter::new(dest);
     w.write(&ebml_header(doc_type)).map_err(write_err)?;
@@ -47,12 +49,16 @@ pub fn write_live_matroska<W: Write>(
         WriteOptions::is_unknown_sized_element(),
     )
     .map_err(write_err)?;
-    w.write(&MatroskaSpec::Info(Master::Full(vec![
+    let mut info = vec![
         MatroskaSpec::TimestampScale(1_000_000),
         MatroskaSpec::MuxingApp("mosaic sample".into()),
         MatroskaSpec::WritingApp("mosaic sample".into()),
-    ])))
-    .map_err(write_err)?;
+    ];
+    if let Some(date) = date_utc_ns {
+        info.push(MatroskaSpec::DateUTC(date));
+    }
+    w.write(&MatroskaSpec::Info(Master::Full(info)))
+        .map_err(write_err)?;
 
     let mut entries = Vec::new();
     for (number, track) in [(VIDEO, &video), (AUDIO, &audio)] {

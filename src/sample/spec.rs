@@ -91,6 +91,9 @@ pub struct SegmentSpec {
     /// Leave out the audio track entirely.
     #[serde(default)]
     pub no_audio: bool,
+    /// Leave out the video track entirely (an audio-only publisher).
+    #[serde(default)]
+    pub no_video: bool,
 }
 
 impl SegmentSpec {
@@ -103,6 +106,7 @@ impl SegmentSpec {
             audio_mutes: vec![],
             resize: None,
             no_audio: false,
+            no_video: false,
         }
     }
 }
@@ -172,6 +176,9 @@ impl ArchiveSpec {
                 }
             }
             for g in &s.segments {
+                if g.no_audio && g.no_video {
+                    return bad(format!("stream {}: a segment needs audio or video", s.id));
+                }
                 if g.start_ms < 0 || g.stop_ms <= g.start_ms {
                     return bad(format!(
                         "stream {}: segment {}..{} ms is empty or negative",
@@ -337,6 +344,7 @@ mod tests {
                         height: 96,
                     }),
                     no_audio: false,
+                    no_video: false,
                 }],
             }],
         }

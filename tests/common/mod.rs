@@ -155,6 +155,17 @@ pub fn shared_media() -> Option<PathBuf> {
     }
 }
 
+/// The source documents, or `None` (with a note) where `../shared` is absent.
+pub fn shared_seeds() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seeds");
+    if dir.join("003_2fdc01585013d741.txt").exists() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: ../shared/seeds (the source documents) is not present");
+        None
+    }
+}
+
 /// Zips the real captures with their manifest into `dir/real.zip`.
 pub fn real_archive(media: &Path, dir: &Path) -> PathBuf {
     let manifest = std::fs::read(media.join("real-manifest.json")).unwrap();

@@ -1,0 +1,191 @@
+//! Flags shared by several subcommands: how to read the input, and how to compose.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use mosaic::compose::plan::{PlanOptions, VideoMutePolicy};
+use mosaic::compose::{ComposeOptions, OutputFormat, Speed};
+use mosaic::layout::{CustomLayout, Layout};
+use mosaic::source::{SourceKind, SourceOptions};
+
+/// How to read the input, shared by every command that takes one.
+#[derive(clap::Args)]
+pub struct SourceFlags {
+    /// The platform the input comes from [default: told from the path: a .zip or a folder
+    /// with a manifest is OpenTok, a folder of <connectionId>-<n>.json logs is
+    /// LiveSwitch, a .json event is LiveSwitch or EnableX by its contents].
+    #[arg(long = "source", value_enum, value_name = "PLATFORM")]
+    kind: Option<SourceKind>,
+    /// Where an event's or notification's media files are [default: the event's folder].
+    #[arg(long, value_name = "DIR")]
+    media: Option<PathBuf>,
+    /// LiveSwitch: only the sessions of this channel.
+    #[arg(long, value_name = "ID")]
+    channel: Option<String>,
+    /// Participants' labels, a JSON object of id -> label; ids are OpenTok stream ids,
+    /// LiveSwitch client, user, device or connection ids, EnableX file names.
+    #[arg(long, value_name = "FILE")]
+    labels_file: Option<PathBuf>,
+}
+
+impl SourceFlags {
+    pub fn to_options(&self) -> anyhow::Result<SourceOptions> {
+        let labels = match &self.labels_file {
+            Some(path) => SourceOptions::read_labels(path)?,
+            None => Default::default(),
+        };
+        Ok(SourceOptions {
+            kind: self.kind,
+            media_dir: self.media.clone(),
+            channel: self.channel.clone(),
+            labels,
+        })
+    }
+}
+
+/// The options of a composition, shared by `compose` and `batch`.
+#[derive(clap::Args)]
+pub struct ComposeFlags {
+    /// The output format, when the extension does not say.
+    #[arg(long, value_enum)]
+    format: Option<OutputFormat>,
+    /// bestFit (a grid, recomputed as people join and leave; a screen share gets the
+    /// large region), pip, verticalPresentation, horizontalPresentation, or custom
+    /// (with --layout-file).
+    #[arg(long, default_value = "bestFit", value_parser = parse_layout_name)]
+    layout: String,
+    /// A custom layout: {"regions": [{"x":0,"y":0,"w":0.5,"h":1,"z":0,"role":"screen"},
+    /// {"x":0.5,"y":0,"w":0.5,"h":1,"stream":"<streamId>"}]} (fractions of the canvas;
+    /// role is screen, camera or any).
+    #[arg(long, value_name = "FILE")]
+    layout_file: Option<PathBuf>,
+    /// Output size, WIDTHxHEIGHT, from 640x480 to 1920x1080.
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    size: (i32, i32),
+    /// Output frame rate.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
+    fps: u32,
+    /// What a tile shows while its video is muted: the last frame (up to
+    /// --max-freeze, then the placeholder), black, or the placeholder at once.
+    #[arg(long, value_enum, default_value_t = MutePolicy::Freeze)]
+    video_mute: MutePolicy,
+    /// The longest a frozen frame is shown, in seconds.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    max_freeze: f64,
+    /// Draw each stream's label on its video.
+    #[arg(long)]
+    labels: bool,
+    /// Start here on the archive timeline (seconds, or [h:]m:s[.ms]).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    from: Option<i64>,
+    /// End here on the archive timeline (seconds, or [h:]m:s[.ms]).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    to: Option<i64>,
+    /// Encoding effort.
+    #[arg(long, value_enum, default_value_t = Speed::Balanced)]
+    speed: Speed,
+    /// Constant quality, 0 (best) to 51; like x264's CRF.
+    #[arg(long, default_value_t = 23)]
+    quality: u32,
+}
+
+impl ComposeFlags {
+    pub fn to_options(&self) -> anyhow::Result<ComposeOptions> {
+        let layout = match (self.layout.as_str(), &self.layout_file) {
+            ("custom", Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Layout::Custom(
+                    CustomLayout::parse(&text)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                )
+            }
+            ("custom", None) => {
+                return Err(mosaic::Error::InvalidOption(
+                    "--layout custom needs --layout-file".into(),
+                )
+                .into());
+            }
+            (_, Some(_)) => {
+                return Err(mosaic::Error::InvalidOption(
+                    "--layout-file goes with --layout custom".into(),
+                )
+                .into());
+            }
+            ("pip", None) => Layout::Pip,
+            ("verticalPresentation", None) => Layout::VerticalPresentation,
+            ("horizontalPresentation", None) => Layout::HorizontalPresentation,
+            _ => Layout::BestFit,
+        };
+        Ok(ComposeOptions {
+            plan: PlanOptions {
+                width: self.size.0,
+                height: self.size.1,
+                fps: self.fps,
+                layout,
+                video_mute: match self.video_mute {
+                    MutePolicy::Freeze => VideoMutePolicy::Freeze,
+                    MutePolicy::Black => VideoMutePolicy::Black,
+                    MutePolicy::Placeholder => VideoMutePolicy::Placeholder,
+                },
+                max_freeze_ms: (self.max_freeze.max(0.0) * 1000.0).round() as i64,
+                from_ms: self.from,
+                to_ms: self.to,
+            },
+            labels: self.labels,
+            format: self.format,
+            speed: self.speed,
+            quality: self.quality,
+        })
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum MutePolicy {
+    Freeze,
+    Black,
+    Placeholder,
+}
+
+const LAYOUTS: [&str; 5] = [
+    "bestFit",
+    "pip",
+    "verticalPresentation",
+    "horizontalPresentation",
+    "custom",
+];
+
+pub fn parse_layout_name(s: &str) -> Result<String, String> {
+    LAYOUTS
+        .iter()
+        .find(|l| l.eq_ignore_ascii_case(s))
+        .map(|l| l.to_string())
+        .ok_or_else(|| format!("unknown layout {s:?}; choose one of {}", LAYOUTS.join(", ")))
+}
+
+pub fn parse_size(s: &str) -> Result<(i32, i32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<i32>()
+            .map_err(|_| format!("{s:?} is not WIDTHxHEIGHT"))
+    };
+    Ok((num(w)?, num(h)?))
+}
+
+/// Seconds (`90`, `90.5`) or `[h:]m:s[.ms]`, to archive milliseconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not a time (seconds, or [h:]m:s[.ms])");
+    let mut total = 0.0;
+    for part in s.split(':') {
+        let v: f64 = part.trim().parse().map_err(|_| bad())?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(bad());
+        }
+        total = total * 60.0 + v;
+    }
+    Ok((total * 1000.0).round() as i64)
+}
