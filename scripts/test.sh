@@ -8,3 +8,5 @@ bash scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+# Every parser of untrusted input, fuzzed briefly (10 s a target); see docs/fuzzing.md.
+bash scripts/fuzz.sh --seconds 10

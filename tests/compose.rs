@@ -529,3 +529,44 @@ fn ctrl_c_stops_the_cli_and_leaves_nothing() {
         .collect();
     assert_eq!(names.len(), 1, "only the archive is left: {names:?}");
 }
+
+/// Labels in any script, and colour emoji, render as glyphs (not boxes): a red apple in a
+/// placeholder's label shows red pixels; fonts cover Greek, Cyrillic, Arabic, Hebrew,
+/// Devanagari, Thai and CJK (installed by scripts/install-deps.sh).
+#[test]
+fn labels_render_any_script_and_colour_emoji() {
+    for sample in ['Ω', 'Ж', 'ع', 'ש', 'ह', 'ก', '日', '한', '🍎'] {
+        let out = Command::new("fc-list")
+            .arg(format!(":charset={:x}", u32::from(sample)))
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+            "no font covers {sample:?}"
+        );
+    }
+    let mut s = stream(
+        "apple",
+        [40, 80, 220],
+        vec![],
+        vec![segment(0, 1_000), segment(2_000, 3_000)],
+    );
+    s.label = Some("🍎🍎🍎 日本語".into());
+    let (_dir, out, _) = run(
+        &archive("emoji", ContainerKind::Webm, vec![s]),
+        "emoji.mp4",
+        &small(),
+    );
+    let d = decode(&out);
+    let thumb = &d.thumbs[d.frame_at(1_500.0)];
+    let red = thumb
+        .chunks_exact(3)
+        .filter(|p| p[0] > 150 && p[1] < 90 && p[2] < 90)
+        .count();
+    assert!(red >= 4, "the apples are drawn in colour: {red} red pixels");
+    is_colour(
+        d.rgb_at(d.frame_at(1_500.0), 0.1, 0.1),
+        PLACEHOLDER,
+        "placeholder",
+    );
+}

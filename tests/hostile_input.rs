@@ -285,3 +285,63 @@ fn missing_archive_is_a_no_input_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(66));
 }
+
+/// A VP8 track whose frames pass inspection (key frame headers, sizes) but whose data is
+/// garbage: the decoder fails inside GStreamer. That is the input's fault (exit 65, the
+/// file named), not the machine's, and nothing is written.
+#[test]
+fn media_that_breaks_the_decoder_is_bad_input() {
+    use mosaic::sample::encode::{Encoded, Packet};
+    use mosaic::sample::mux::{TrackData, TrackKindData, write_live_matroska};
+    let frame = |i: u8| {
+        // A key frame tag (partition size 0x3ff), the start code, 64x64, then noise.
+        let mut data = vec![0xf0, 0x7f, 0x00, 0x9d, 0x01, 0x2a, 64, 0, 64, 0];
+        data.extend((0..200u32).map(|k| (k.wrapping_mul(2_654_435_761) >> 24) as u8 ^ i));
+        data
+    };
+    let encoded = Encoded {
+        codec_private: None,
+        packets: (0..60u8)
+            .map(|i| Packet {
+                pts_ns: i64::from(i) * 33_333_333,
+                dts_ns: None,
+                keyframe: true,
+                data: frame(i),
+            })
+            .collect(),
+    };
+    let vp8 = TrackData {
+        codec_id: "V_VP8",
+        encoded: &encoded,
+        kind: TrackKindData::Video {
+            width: 64,
+            height: 64,
+        },
+    };
+    let media = write_live_matroska(Vec::new(), "webm", Some(vp8), None, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = one_file_zip(dir.path(), "garbled.zip", "a.webm", &media);
+    let inspected = inspect_archive(&path, &InspectOptions::default()).unwrap();
+    assert_eq!(inspected.streams[0].segments[0].tracks[0].frames, 60);
+    let out = dir.path().join("out.mp4");
+    let run = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .args([
+            "compose",
+            path.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--size",
+            "640x480",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("a.webm") && stderr.contains("cannot be decoded"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the input is left");
+}

@@ -29,7 +29,8 @@ pub fn render(report: &ArchiveReport) -> String {
         s,
         r#"<text x="8" y="18" font-weight="bold">{}</text>"#,
         escape(&format!(
-            "archive {}{}",
+            "{} {}{}",
+            report.archive.source.as_str(),
             report.archive.id,
             report
                 .archive
@@ -50,26 +51,38 @@ pub fn render(report: &ArchiveReport) -> String {
             escape(&truncate(&stream.stream_id, 20)),
             stream.video_type.as_str()
         );
-        for seg in &stream.segments {
+        for (i, seg) in stream.segments.iter().enumerate() {
+            // A segment recorded as separate audio and video files is one bar.
+            let files: Vec<&str> = stream
+                .segments
+                .iter()
+                .filter(|other| other.index == seg.index)
+                .map(|other| other.filename.as_str())
+                .collect();
+            let first_of_segment = i == 0 || stream.segments[i - 1].index != seg.index;
             let (x0, x1) = (x(seg.start_ms), x(seg.stop_ms));
-            let _ = writeln!(
-                s,
-                r##"<rect class="segment" x="{x0:.1}" y="{:.1}" width="{:.1}" height="24" fill="#8fb8de" stroke="#2a5d8a"><title>{}</title></rect>"##,
-                y + 6.0,
-                (x1 - x0).max(1.0),
-                escape(&format!(
-                    "{} {}..{} ms",
-                    seg.filename, seg.start_ms, seg.stop_ms
-                ))
-            );
+            if first_of_segment {
+                let _ = writeln!(
+                    s,
+                    r##"<rect class="segment" x="{x0:.1}" y="{:.1}" width="{:.1}" height="24" fill="#8fb8de" stroke="#2a5d8a"><title>{}</title></rect>"##,
+                    y + 6.0,
+                    (x1 - x0).max(1.0),
+                    escape(&format!(
+                        "{} {}..{} ms",
+                        files.join(" + "),
+                        seg.start_ms,
+                        seg.stop_ms
+                    ))
+                );
+            }
             for track in &seg.tracks {
                 let (dy, colour, what) = match track.kind {
                     TrackKind::Video => (6.0, "#d9480f", "video"),
                     TrackKind::Audio => (18.0, "#5f3dc4", "audio"),
                 };
                 for gap in &track.gaps {
-                    let gx0 = x(seg.start_ms + gap.from_ms);
-                    let gx1 = x(seg.start_ms + gap.to_ms);
+                    let gx0 = x(seg.offset_ms + gap.from_ms);
+                    let gx1 = x(seg.offset_ms + gap.to_ms);
                     let _ = writeln!(
                         s,
                         r#"<rect class="gap-{what}" x="{gx0:.1}" y="{:.1}" width="{:.1}" height="12" fill="{colour}" fill-opacity="0.75"><title>{what} gap {}..{} ms</title></rect>"#,

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::{ArchiveReport, TrackKind, TrackReport};
-use crate::timeline::ArchiveMs;
+use crate::timeline::{ArchiveMs, SourceMedia};
 
 /// Renders the report as aligned plain text.
 pub fn render(report: &ArchiveReport) -> String {
@@ -11,7 +11,8 @@ pub fn render(report: &ArchiveReport) -> String {
     let a = &report.archive;
     let _ = writeln!(
         out,
-        "archive {}{}  (created at {} ms, manifest {})",
+        "{} {}{}  (created at {} ms, from {})",
+        a.source.as_str(),
         a.id,
         a.name
             .as_deref()
@@ -53,9 +54,13 @@ pub fn render(report: &ArchiveReport) -> String {
             let flags: Vec<&str> = flags.into_iter().flatten().collect();
             let _ = writeln!(
                 out,
-                "  #{} {}  {} .. {}  {} bytes, {}{}",
+                "  #{} {}{}  {} .. {}  {} bytes, {}{}",
                 seg.index,
                 seg.filename,
+                match seg.media {
+                    SourceMedia::AudioVideo => String::new(),
+                    _ => format!(" (file time 0 at {})", ArchiveMs(seg.offset_ms)),
+                },
                 ArchiveMs(seg.start_ms),
                 ArchiveMs(seg.stop_ms),
                 seg.size,

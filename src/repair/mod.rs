@@ -466,6 +466,9 @@ fn remux_stream(
         let separate = |j: usize| segments.get(j).is_some_and(|(r, _)| r.index == seg.index);
         let hold_audio = seg.media == SourceMedia::Audio && separate(i + 1);
         scan_frames(media.open(&seg.filename)?, &seg.filename, &opts, &mut |f| {
+            if !tracks.iter().any(|t| t.kind == f.kind) {
+                return Ok(()); // video, with --audio-only
+            }
             // Audio goes where the schedule says: continuous, re-stamped if jittery.
             let recorded = (f.pts_ns + offset).max(0);
             // (Audio timestamps are in decoded-sample time: presented at t - preroll.)
