@@ -173,6 +173,7 @@ pub fn run(
         path: out_dir.to_path_buf(),
         source,
     })?;
+    crate::workdir::sweep_partials(out_dir);
     let jobs = opts.jobs.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)

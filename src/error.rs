@@ -78,6 +78,15 @@ pub enum Error {
         reason: String,
     },
 
+    #[error("{name}: {field}: {reason}")]
+    ImplausibleTime {
+        /// The manifest, log or event (or media file) that gives the time.
+        name: String,
+        /// The field, as a path (`files[2].stopTimeOffset`).
+        field: String,
+        reason: String,
+    },
+
     #[error("{path} holds {count} recordings ({keys}); choose one with --channel, or compose each")]
     SeveralRecordings {
         path: PathBuf,
@@ -117,7 +126,7 @@ pub enum Error {
     #[error("invalid option: {0}")]
     InvalidOption(String),
 
-    #[error("cancelled")]
+    #[error("stopped by a signal before it was done; nothing was written")]
     Cancelled,
 }
 

@@ -14,7 +14,8 @@
 //! - [`compose`] and [`repair`]: one watchable file, or one playable file per participant;
 //! - [`batch`]: many inputs, in parallel, isolated, resumable;
 //! - [`sample`]: deterministic test archives encoded with GStreamer (edge);
-//! - [`output`]: files written under a temporary name and renamed only when complete.
+//! - [`output`]: files written under a temporary name and renamed only when complete;
+//! - [`workdir`]: each run's temporary folder, and sweeping what killed runs left.
 
 pub mod archive;
 pub mod batch;
@@ -27,5 +28,6 @@ pub mod repair;
 pub mod sample;
 pub mod source;
 pub mod timeline;
+pub mod workdir;
 
 pub use error::{Error, ErrorClass, Result};

@@ -20,7 +20,8 @@ Exit codes:
   66  the input cannot be found or opened
   70  internal failure: writing output failed, GStreamer or an element is missing; worth
       retrying once the machine is fixed
-  130 interrupted (Ctrl-C); no output was left behind
+  130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP): stopped within
+      a second; no partial output and no temporary files were left behind
   1   batch: one or more inputs failed (the others are done; see report.json)";
 
 const INPUTS: &str = "\
@@ -135,6 +136,8 @@ fn main() -> ExitCode {
         Command::Batch(args) => cli::batch::run(args),
         Command::Sample(args) => cli::sample::run(args),
     };
+    // Whatever the run leaves in its work folder (nothing, unless it was stopped) goes.
+    mosaic::workdir::finish();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -151,7 +154,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             Some(mosaic::Error::Cancelled)
         )
     }) {
-        return 130;
+        return cli::progress::signal_exit_code();
     }
     let class = err
         .chain()

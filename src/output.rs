@@ -19,9 +19,17 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Starts writing `dest`; the parent folder must exist.
+    /// Starts writing `dest`; the parent folder must exist. Partial outputs that runs
+    /// killed outright left beside it are swept first.
     pub fn create(dest: impl AsRef<Path>) -> Result<AtomicFile> {
         let dest = dest.as_ref().to_path_buf();
+        if let Some(parent) = dest.parent() {
+            crate::workdir::sweep_partials(if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            });
+        }
         let temp = temp_path(&dest);
         let file = File::create(&temp).map_err(|source| Error::Write {
             path: dest.clone(),

@@ -345,3 +345,137 @@ fn media_that_breaks_the_decoder_is_bad_input() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "only the input is left");
 }
+
+/// Offsets that cannot be true (10^15 ms, a span of 25 h) and negative ones are refused by
+/// every command before any work, in well under a second, naming the file and field, and
+/// nothing is written; `--max-span` raises the limit.
+#[test]
+fn implausible_offsets_are_refused_by_every_command() {
+    let spec = archive(
+        "tiny",
+        mosaic::sample::ContainerKind::Webm,
+        vec![stream("s", [200, 40, 40], vec![], vec![segment(0, 1_000)])],
+    );
+    let media =
+        mosaic::sample::encode_segment(&spec, &spec.streams[0], &spec.streams[0].segments[0])
+            .unwrap();
+    for (start, stop, expect) in [
+        (0i64, 1_000_000_000_000_000i64, "files[0].stopTimeOffset"),
+        (
+            1_000_000_000_000_000,
+            1_000_000_000_001_000,
+            "files[0].stopTimeOffset",
+        ),
+        (-1, 1_000, "negative startTimeOffset"),
+        (0, 25 * 3_600_000, "over the limit of 24 h"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = manifest_for("a.webm", media.len())
+            .replace(
+                "\"startTimeOffset\":0",
+                &format!("\"startTimeOffset\":{start}"),
+            )
+            .replace(
+                "\"stopTimeOffset\":1000",
+                &format!("\"stopTimeOffset\":{stop}"),
+            );
+        let zip = dir.path().join("call.zip");
+        write_zip(
+            &zip,
+            &[
+                Item::Deflated("x.json", manifest.as_bytes()),
+                Item::Stored("a.webm", &media),
+            ],
+        );
+        let out = dir.path().join("out");
+        let zip_arg = zip.to_str().unwrap();
+        let out_mp4 = out.join("call.mp4");
+        std::fs::create_dir(&out).unwrap();
+        for args in [
+            vec!["inspect", zip_arg],
+            vec!["compose", zip_arg, "-o", out_mp4.to_str().unwrap()],
+            vec![
+                "repair",
+                zip_arg,
+                "-o",
+                out.join("tracks").to_str().unwrap(),
+            ],
+        ] {
+            let started = std::time::Instant::now();
+            let run = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+                .args(&args)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(
+                started.elapsed().as_secs_f64() < 1.0,
+                "{args:?} took {:?}",
+                started.elapsed()
+            );
+            assert_eq!(run.status.code(), Some(65), "{args:?}: {stderr}");
+            assert!(stderr.contains(expect), "{args:?}: {stderr}");
+            assert_eq!(
+                std::fs::read_dir(&out).unwrap().count(),
+                0,
+                "{args:?} wrote nothing"
+            );
+        }
+        // Batch records it as failed, writes only its report.
+        let batch_out = dir.path().join("batch");
+        let run = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+            .args([
+                "batch",
+                dir.path().to_str().unwrap(),
+                "-o",
+                batch_out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1));
+        let report = std::fs::read_to_string(batch_out.join("report.json")).unwrap();
+        assert!(report.contains(expect), "{report}");
+        assert_eq!(std::fs::read_dir(&batch_out).unwrap().count(), 1);
+    }
+    // A long but true recording passes with --max-span.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_for("a.webm", media.len()).replace(
+        "\"stopTimeOffset\":1000",
+        &format!("\"stopTimeOffset\":{}", 25 * 3_600_000),
+    );
+    let zip = dir.path().join("long.zip");
+    write_zip(
+        &zip,
+        &[
+            Item::Deflated("x.json", manifest.as_bytes()),
+            Item::Stored("a.webm", &media),
+        ],
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .args(["inspect", zip.to_str().unwrap(), "--max-span", "26h"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// What the fuzzer found: a SimpleBlock shorter than its own header once panicked the
+/// Matroska reader. It is damage, reported, not a crash.
+#[test]
+fn a_block_shorter_than_its_header_is_damage_not_a_crash() {
+    let bytes =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/short-block.webm"))
+            .unwrap();
+    let result = mosaic::inspect::inspect_container(
+        &bytes[..],
+        "short-block.webm",
+        &InspectOptions::default(),
+    );
+    match result {
+        Ok(report) => assert!(report.truncated.is_some(), "{report:?}"),
+        Err(e) => assert!(matches!(e, Error::CorruptMedia { .. }), "{e}"),
+    }
+}

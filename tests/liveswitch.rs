@@ -319,6 +319,10 @@ fn broken_events_are_refused_naming_the_field() {
         "connectionRecordings[0].audioLastFrameTimestamp",
     );
     refused_event(
+        |e| e["connectionRecordings"][2]["stopTimestamp"] = "3023-11-14T22:13:28Z".into(),
+        "event.json connectionRecordings[2]: stopTimestamp: 31556908808000 ms puts the recording's span at 1000 years",
+    );
+    refused_event(
         |e| e["type"] = "connection.recordings.deleted".into(),
         "type",
     );

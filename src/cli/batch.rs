@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::flags::{ComposeFlags, SourceFlags};
-use super::progress::cancel_on_ctrl_c;
+use super::progress::cancel_on_signals;
 use super::repair::RepairFlags;
 use mosaic::batch::{BatchOptions, Mode};
 
@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         repair: args.repair.to_options(),
         source: args.source.to_options()?,
     };
-    let cancel = cancel_on_ctrl_c();
+    let cancel = cancel_on_signals();
     let view = BatchView::new(
         mosaic::batch::list_archives(&args.input)
             .map(|a| a.len())

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::flags::{ComposeFlags, SourceFlags};
-use super::progress::{cancel_on_ctrl_c, progress_bar, show_progress};
+use super::progress::{cancel_on_signals, progress_bar, show_progress};
 use mosaic::compose::{self, ComposeReport, Control};
 
 #[derive(clap::Args)]
@@ -31,7 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let recordings =
         mosaic::source::open(&args.input, &args.source.to_options()?).with_context(context)?;
     let several = recordings.len() > 1;
-    let cancel = cancel_on_ctrl_c();
+    let cancel = cancel_on_signals();
     let mut reports: Vec<ComposeReport> = Vec::new();
     for mut recording in recordings {
         let output = match several {

@@ -27,6 +27,10 @@ pub struct SourceFlags {
     /// LiveSwitch client, user, device or connection ids, EnableX file names.
     #[arg(long, value_name = "FILE")]
     labels_file: Option<PathBuf>,
+    /// The longest a recording may span (30m, 36h, 2d, or seconds); a time further from
+    /// its start is refused as impossible before any work [default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    max_span: Option<i64>,
 }
 
 impl SourceFlags {
@@ -40,6 +44,7 @@ impl SourceFlags {
             media_dir: self.media.clone(),
             channel: self.channel.clone(),
             labels,
+            max_span_ms: self.max_span,
         })
     }
 }
@@ -174,6 +179,25 @@ pub fn parse_size(s: &str) -> Result<(i32, i32), String> {
             .map_err(|_| format!("{s:?} is not WIDTHxHEIGHT"))
     };
     Ok((num(w)?, num(h)?))
+}
+
+/// A duration: a number with `s`, `m`, `h` or `d` (seconds without one), to milliseconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not a duration (like 30m, 36h, 2d or 5400)");
+    let t = s.trim();
+    let (number, unit_ms) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1_000.0),
+        Some((i, 'm')) => (&t[..i], 60_000.0),
+        Some((i, 'h')) => (&t[..i], 3_600_000.0),
+        Some((i, 'd')) => (&t[..i], 86_400_000.0),
+        _ => (t, 1_000.0),
+    };
+    let v: f64 = number.trim().parse().map_err(|_| bad())?;
+    let ms = v * unit_ms;
+    if !ms.is_finite() || ms <= 0.0 || ms > 1e15 {
+        return Err(bad());
+    }
+    Ok(ms.round() as i64)
 }
 
 /// Seconds (`90`, `90.5`) or `[h:]m:s[.ms]`, to archive milliseconds.

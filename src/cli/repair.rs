@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::flags::SourceFlags;
-use super::progress::{cancel_on_ctrl_c, progress_bar, show_progress};
+use super::progress::{cancel_on_signals, progress_bar, show_progress};
 use mosaic::compose::Control;
 use mosaic::repair::{Align, AudioFormat, RepairOptions};
 
@@ -60,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let recordings =
         mosaic::source::open(&args.input, &args.source.to_options()?).with_context(context)?;
     let several = recordings.len() > 1;
-    let cancel = cancel_on_ctrl_c();
+    let cancel = cancel_on_signals();
     let mut reports = Vec::new();
     for mut recording in recordings {
         let out_dir = match several {

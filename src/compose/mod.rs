@@ -163,8 +163,9 @@ pub struct ComposeReport {
 /// a ZIP's entries extracted under names of our own into a private folder that is removed
 /// when this is dropped.
 pub struct ExtractedMedia {
-    /// Kept for its lifetime: the folder goes when this does.
-    _dir: Option<tempfile::TempDir>,
+    /// The work folder (in the run's folder, see [`crate::workdir`]): extracted entries and
+    /// the pipeline's own temporary files. It goes when this does.
+    dir: tempfile::TempDir,
     files: Vec<(String, pipeline::MediaFile)>,
 }
 
@@ -173,24 +174,12 @@ impl ExtractedMedia {
         media: &mut MediaStore,
         segments: impl Iterator<Item = &'a SegmentReport>,
     ) -> Result<ExtractedMedia> {
-        let mut dir: Option<tempfile::TempDir> = None;
+        let dir = crate::workdir::tempdir("compose-")?;
         let mut files = Vec::new();
         for (i, seg) in segments.enumerate() {
             let path = match media.disk_path(&seg.filename) {
                 Some(path) => path.to_path_buf(),
                 None => {
-                    let dir = match &mut dir {
-                        Some(d) => d,
-                        None => dir.insert(
-                            tempfile::Builder::new()
-                                .prefix("mosaic-media-")
-                                .tempdir()
-                                .map_err(|source| Error::Write {
-                                    path: std::env::temp_dir(),
-                                    source,
-                                })?,
-                        ),
-                    };
                     let path = dir.path().join(format!("{i}.mkv"));
                     let mut file = std::fs::File::create(&path).map_err(|source| Error::Write {
                         path: path.clone(),
@@ -215,7 +204,12 @@ impl ExtractedMedia {
                 (path, codec(TrackKind::Video), codec(TrackKind::Audio)),
             ));
         }
-        Ok(ExtractedMedia { _dir: dir, files })
+        Ok(ExtractedMedia { dir, files })
+    }
+
+    /// The work folder, for the pipeline's temporary files.
+    pub fn work_dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The file for a media file's name.
@@ -304,6 +298,7 @@ pub fn compose_recording(
         gop_frames: opts.plan.fps * 8,
         labels: opts.labels,
         name_of: &name_of,
+        work_dir: media.work_dir(),
         output: out.temp_path(),
         progress: control.progress,
         cancel: control.cancel,

@@ -51,6 +51,8 @@ pub struct PipelineInput<'a> {
     pub labels: bool,
     /// The media file's name for a path of `media` (for messages).
     pub name_of: &'a dyn Fn(&Path) -> Option<String>,
+    /// Where the pipeline's own temporary files go (mp4mux's fast-start file).
+    pub work_dir: &'a Path,
     pub output: &'a Path,
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
     pub cancel: Option<&'a AtomicBool>,
@@ -117,6 +119,14 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
         OutputFormat::Mp4 | OutputFormat::M4a => {
             let m = make("mp4mux")?;
             m.set_property("faststart", true);
+            m.set_property(
+                "faststart-file",
+                input
+                    .work_dir
+                    .join("faststart.mdat")
+                    .to_string_lossy()
+                    .to_string(),
+            );
             m
         }
         OutputFormat::Webm => make("webmmux")?,

@@ -9,9 +9,10 @@ use std::io::Read;
 
 use webm_iterable::WebmIterator;
 use webm_iterable::errors::TagIteratorError;
-use webm_iterable::matroska_spec::{Block, Master, MatroskaSpec, SimpleBlock};
+use webm_iterable::matroska_spec::{Master, MatroskaSpec};
 
 use super::bitstream::{self, Dimensions};
+use super::block;
 use super::track::TrackScan;
 use super::{Codec, ContainerReport, InspectOptions, TrackKind, TrackReport};
 use crate::error::{Error, Result};
@@ -154,16 +155,14 @@ pub fn scan_frames<R: Read>(
             }
             MatroskaSpec::Timestamp(v) => cluster_ts = i64::try_from(v).unwrap_or(i64::MAX / 4),
             MatroskaSpec::SimpleBlock(data) => {
-                let block =
-                    SimpleBlock::try_from(data.as_slice()).map_err(|e| corrupt(filename, e))?;
-                let frames = block.read_frame_data().map_err(|e| corrupt(filename, e))?;
-                let time = (cluster_ts + i64::from(block.timestamp)) * timestamp_scale;
+                let block = block::parse(&data).map_err(|e| corrupt(filename, e))?;
+                let time = block_time(cluster_ts, block.timestamp, timestamp_scale);
                 add_block(
                     &mut tracks,
                     block.track,
                     time,
                     block.keyframe,
-                    frames.iter().map(|f| f.data),
+                    block.frames.iter().copied(),
                     on_frame,
                 )?;
             }
@@ -173,16 +172,14 @@ pub fn scan_frames<R: Read>(
                     .any(|c| matches!(c, MatroskaSpec::ReferenceBlock(_)));
                 for child in &children {
                     if let MatroskaSpec::Block(data) = child {
-                        let block =
-                            Block::try_from(data.as_slice()).map_err(|e| corrupt(filename, e))?;
-                        let frames = block.read_frame_data().map_err(|e| corrupt(filename, e))?;
-                        let time = (cluster_ts + i64::from(block.timestamp)) * timestamp_scale;
+                        let block = block::parse(data).map_err(|e| corrupt(filename, e))?;
+                        let time = block_time(cluster_ts, block.timestamp, timestamp_scale);
                         add_block(
                             &mut tracks,
                             block.track,
                             time,
                             keyframe,
-                            frames.iter().map(|f| f.data),
+                            block.frames.iter().copied(),
                             on_frame,
                         )?;
                     }
@@ -225,6 +222,13 @@ pub fn scan_frames<R: Read>(
         date_utc_ms,
         tracks,
     })
+}
+
+/// A block's time in ns: saturating, so absurd cluster timestamps cannot overflow.
+fn block_time(cluster_ts: i64, relative: i16, scale: i64) -> i64 {
+    cluster_ts
+        .saturating_add(i64::from(relative))
+        .saturating_mul(scale)
 }
 
 fn describe(e: &TagIteratorError) -> String {

@@ -6,6 +6,7 @@
 //! --json`).
 
 pub mod bitstream;
+pub mod block;
 pub mod matroska;
 pub mod svg;
 pub mod table;

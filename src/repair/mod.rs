@@ -128,11 +128,6 @@ pub fn repair_recording(
     opts: &RepairOptions,
     control: &Control<'_>,
 ) -> Result<RepairReport> {
-    let RepairOptions {
-        align,
-        audio_only,
-        reencode,
-    } = *opts;
     let started = Instant::now();
     let report = inspect_recording(recording, &InspectOptions::default())?;
     let timeline = recording.timeline.clone();
@@ -140,125 +135,164 @@ pub fn repair_recording(
     let span = timeline.span().ok_or_else(|| {
         Error::InvalidOption("nothing to repair: the recording has no streams".into())
     })?;
+    let created = !out_dir.exists();
     std::fs::create_dir_all(out_dir).map_err(|source| Error::Write {
         path: out_dir.to_path_buf(),
         source,
     })?;
-
     let mut streams = Vec::new();
-    let total = timeline.streams.len() as u64;
-    for stream in &timeline.streams {
-        if control
-            .cancel
-            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-        {
-            return Err(Error::Cancelled);
+    let job = Job {
+        report: &report,
+        out_dir,
+        span: (span.start.0, span.stop.0),
+        opts,
+        control,
+    };
+    if let Err(e) = job.run(&timeline, media, &mut streams) {
+        // Stopped or failed: what this run wrote goes, so nothing looks finished.
+        for s in &streams {
+            let _ = std::fs::remove_file(&s.output);
         }
-        if let Some(progress) = control.progress {
-            progress(streams.len() as u64, total);
+        if created {
+            let _ = std::fs::remove_dir(out_dir);
         }
-        let (origin, end) = match align {
-            Align::Stream => (stream.start().0, stream.stop().0),
-            Align::Archive => (span.start.0, span.stop.0),
-        };
-        // Every file of the stream, in segment order; within a segment a separate audio
-        // file comes before its video file (see remux_stream).
-        let segments: Vec<(&SegmentReport, i64)> = stream
-            .segments
-            .iter()
-            .flat_map(|seg| {
-                let mut sources: Vec<_> = seg.sources.iter().collect();
-                sources.sort_by_key(|src| src.media != SourceMedia::Audio);
-                sources
-            })
-            .filter_map(|src| {
-                report
-                    .segment(&src.filename)
-                    .map(|r| (r, src.start.0 - origin))
-            })
-            .collect();
-        let joined = output_tracks(&segments);
-        let container_ext = if segments.iter().all(|(r, _)| r.container == "webm") {
-            "webm"
-        } else {
-            "mkv"
-        };
-        // The fallback: the video cannot be joined by copying (or a re-encode was asked
-        // for), so the stream goes through the compose pipeline alone, at its own size.
-        if audio_only.is_none() && (reencode || joined.is_none()) {
-            let name = file_name(&stream.id, &stream.label, container_ext);
-            let written = reencode_stream(
-                media,
-                &report,
-                stream,
-                origin,
-                end,
-                &out_dir.join(name),
-                container_ext,
-            )?;
-            streams.push(written);
-            continue;
-        }
-        let Some(mut tracks) = joined else {
-            return Err(Error::InvalidOption(format!(
-                "stream {}: its segments' audio codec parameters differ; --audio-only cannot join them",
-                stream.id
-            )));
-        };
-        if audio_only.is_some() {
-            tracks.retain(|t| t.kind == TrackKind::Audio);
-            if tracks.is_empty() {
-                return Err(Error::InvalidOption(format!(
-                    "stream {}: no audio to write",
-                    stream.id
-                )));
-            }
-        }
-        let ext = audio_only.map_or(container_ext, AudioFormat::extension);
-        let out_path = out_dir.join(file_name(&stream.id, &stream.label, ext));
-        let duration_ms = end - origin;
-        let written = match audio_only {
-            None => remux_stream(media, &segments, &tracks, duration_ms, &out_path, ext)?,
-            Some(format) => {
-                // The repaired audio, remuxed to a private file, then re-wrapped.
-                let temp = tempfile::Builder::new()
-                    .prefix("mosaic-repair-")
-                    .suffix(".webm")
-                    .tempfile()
-                    .map_err(|source| Error::Write {
-                        path: std::env::temp_dir(),
-                        source,
-                    })?;
-                let webm = temp.path().to_path_buf();
-                let written = remux_stream(media, &segments, &tracks, duration_ms, &webm, "webm")?;
-                let out = AtomicFile::create(&out_path)?;
-                audio_only::convert(&webm, out.temp_path(), format)?;
-                out.commit()?;
-                RepairedStream {
-                    path: if format == AudioFormat::Opus {
-                        "remux"
-                    } else {
-                        "remux+decode"
-                    },
-                    ..written
-                }
-            }
-        };
-        streams.push(RepairedStream {
-            stream_id: stream.id.clone(),
-            label: stream.label.clone(),
-            output: out_path,
-            segments: stream.segments.len(),
-            start_ms: origin,
-            ..written
-        });
+        return Err(e);
     }
     Ok(RepairReport {
-        align,
+        align: opts.align,
         streams,
         warnings: report.warnings,
         wall_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// One repair run over a recording's streams.
+struct Job<'a> {
+    report: &'a crate::inspect::ArchiveReport,
+    out_dir: &'a Path,
+    /// The recording's span, archive ms.
+    span: (i64, i64),
+    opts: &'a RepairOptions,
+    control: &'a Control<'a>,
+}
+
+impl Job<'_> {
+    /// Repairs every stream, adding each written file to `streams` as it is done.
+    fn run(
+        &self,
+        timeline: &crate::timeline::Timeline,
+        media: &mut MediaStore,
+        streams: &mut Vec<RepairedStream>,
+    ) -> Result<()> {
+        let RepairOptions {
+            align,
+            audio_only,
+            reencode,
+        } = *self.opts;
+        let (report, out_dir, control) = (self.report, self.out_dir, self.control);
+        let total = timeline.streams.len() as u64;
+        for stream in &timeline.streams {
+            if control
+                .cancel
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                return Err(Error::Cancelled);
+            }
+            if let Some(progress) = control.progress {
+                progress(streams.len() as u64, total);
+            }
+            let (origin, end) = match align {
+                Align::Stream => (stream.start().0, stream.stop().0),
+                Align::Archive => self.span,
+            };
+            // Every file of the stream, in segment order; within a segment a separate audio
+            // file comes before its video file (see remux_stream).
+            let segments: Vec<(&SegmentReport, i64)> = stream
+                .segments
+                .iter()
+                .flat_map(|seg| {
+                    let mut sources: Vec<_> = seg.sources.iter().collect();
+                    sources.sort_by_key(|src| src.media != SourceMedia::Audio);
+                    sources
+                })
+                .filter_map(|src| {
+                    report
+                        .segment(&src.filename)
+                        .map(|r| (r, src.start.0 - origin))
+                })
+                .collect();
+            let joined = output_tracks(&segments);
+            let container_ext = if segments.iter().all(|(r, _)| r.container == "webm") {
+                "webm"
+            } else {
+                "mkv"
+            };
+            // The fallback: the video cannot be joined by copying (or a re-encode was asked
+            // for), so the stream goes through the compose pipeline alone, at its own size.
+            if audio_only.is_none() && (reencode || joined.is_none()) {
+                let name = file_name(&stream.id, &stream.label, container_ext);
+                let written = reencode_stream(
+                    control.cancel,
+                    media,
+                    report,
+                    stream,
+                    (origin, end),
+                    &out_dir.join(name),
+                    container_ext,
+                )?;
+                streams.push(written);
+                continue;
+            }
+            let Some(mut tracks) = joined else {
+                return Err(Error::InvalidOption(format!(
+                    "stream {}: its segments' audio codec parameters differ; --audio-only cannot join them",
+                    stream.id
+                )));
+            };
+            if audio_only.is_some() {
+                tracks.retain(|t| t.kind == TrackKind::Audio);
+                if tracks.is_empty() {
+                    return Err(Error::InvalidOption(format!(
+                        "stream {}: no audio to write",
+                        stream.id
+                    )));
+                }
+            }
+            let ext = audio_only.map_or(container_ext, AudioFormat::extension);
+            let out_path = out_dir.join(file_name(&stream.id, &stream.label, ext));
+            let duration_ms = end - origin;
+            let written = match audio_only {
+                None => remux_stream(media, &segments, &tracks, duration_ms, &out_path, ext)?,
+                Some(format) => {
+                    // The repaired audio, remuxed to a private file, then re-wrapped.
+                    let temp = crate::workdir::tempfile("repair-", ".webm")?;
+                    let webm = temp.path().to_path_buf();
+                    let written =
+                        remux_stream(media, &segments, &tracks, duration_ms, &webm, "webm")?;
+                    let out = AtomicFile::create(&out_path)?;
+                    audio_only::convert(&webm, out.temp_path(), format)?;
+                    out.commit()?;
+                    RepairedStream {
+                        path: if format == AudioFormat::Opus {
+                            "remux"
+                        } else {
+                            "remux+decode"
+                        },
+                        ..written
+                    }
+                }
+            };
+            streams.push(RepairedStream {
+                stream_id: stream.id.clone(),
+                label: stream.label.clone(),
+                output: out_path,
+                segments: stream.segments.len(),
+                start_ms: origin,
+                ..written
+            });
+        }
+        Ok(())
+    }
 }
 
 /// `<streamId>-<label>.<ext>`, or `<streamId>.<ext>` when the label adds nothing.
@@ -275,11 +309,11 @@ fn file_name(stream_id: &str, label: &str, ext: &str) -> String {
 /// its own picture size (even), with the compose issue's mute policy for video holes and
 /// continuous audio from the mixer. Used when the packets cannot simply be copied.
 fn reencode_stream(
+    cancel: Option<&std::sync::atomic::AtomicBool>,
     media: &mut MediaStore,
     report: &crate::inspect::ArchiveReport,
     stream: &crate::timeline::Stream,
-    origin: i64,
-    end: i64,
+    (origin, end): (i64, i64),
     out_path: &Path,
     ext: &str,
 ) -> Result<RepairedStream> {
@@ -333,9 +367,10 @@ fn reencode_stream(
         gop_frames: 60,
         labels: false,
         name_of: &name_of,
+        work_dir: files.work_dir(),
         output: out.temp_path(),
         progress: None,
-        cancel: None,
+        cancel,
     })?;
     let output = out.commit()?;
     Ok(RepairedStream {

@@ -12,7 +12,9 @@ use serde_json::Value;
 
 use super::fields::Fields;
 use super::media::{Folder, MediaStore, base_name};
-use super::{Recording, SourceKind, SourceOptions, display_name, read_small};
+use super::{
+    GivenTime, Recording, SourceKind, SourceOptions, check_span, display_name, read_small,
+};
 use crate::error::{Error, Result};
 use crate::inspect::{InspectOptions, inspect_container};
 use crate::timeline::{ArchiveMs, Segment, Source, Stream, Timeline, VideoType};
@@ -196,6 +198,32 @@ pub fn open(path: &Path, opts: &SourceOptions) -> Result<Recording> {
             end_ms,
         });
     }
+    let origin = media_facts
+        .iter()
+        .filter_map(|f| f.date_utc_ms)
+        .min()
+        .unwrap_or(0);
+    let times: Vec<GivenTime> = n
+        .files
+        .iter()
+        .zip(&media_facts)
+        .flat_map(|(file, f)| {
+            let start = f.date_utc_ms.map_or(0, |d| d.saturating_sub(origin));
+            [
+                GivenTime {
+                    name: file.clone(),
+                    field: "DateUTC".into(),
+                    ms: start,
+                },
+                GivenTime {
+                    name: file.clone(),
+                    field: "last frame".into(),
+                    ms: start.saturating_add(f.end_ms),
+                },
+            ]
+        })
+        .collect();
+    check_span(&times, opts.max_span())?;
     let (mut timeline, warnings) = timeline(&n, &media_facts);
     opts.relabel(&mut timeline, |s| vec![s.id.clone(), s.label.clone()]);
     Ok(Recording {

@@ -62,9 +62,66 @@ pub struct SourceOptions {
     /// Labels for participants, by any id the platform gives (stream id; LiveSwitch client,
     /// user, device or connection id; EnableX file name).
     pub labels: BTreeMap<String, String>,
+    /// The longest a recording may span; `None`: [`DEFAULT_MAX_SPAN_MS`]. A time further
+    /// from the recording's start cannot be true and is refused before any work.
+    pub max_span_ms: Option<i64>,
+}
+
+/// 24 hours: no call recording is longer; a time beyond it is a broken manifest or event.
+pub const DEFAULT_MAX_SPAN_MS: i64 = 24 * 3_600_000;
+
+/// One time a platform gives, relative to the recording's origin, for [`check_span`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GivenTime {
+    /// The file that gives it (manifest, log, event, or the media file itself).
+    pub name: String,
+    /// Its field, as a path.
+    pub field: String,
+    pub ms: i64,
+}
+
+/// Refuses a recording whose times spread over more than `max_span_ms`: the time furthest
+/// from the earliest is named (pure).
+pub fn check_span(times: &[GivenTime], max_span_ms: i64) -> Result<()> {
+    let Some(first) = times.iter().map(|t| t.ms).min() else {
+        return Ok(());
+    };
+    let Some(worst) = times.iter().max_by_key(|t| t.ms) else {
+        return Ok(());
+    };
+    let span = i128::from(worst.ms) - i128::from(first);
+    if span <= i128::from(max_span_ms) {
+        return Ok(());
+    }
+    Err(Error::ImplausibleTime {
+        name: worst.name.clone(),
+        field: worst.field.clone(),
+        reason: format!(
+            "{} ms puts the recording's span at {}, over the limit of {} (--max-span raises it)",
+            worst.ms,
+            human_duration(span),
+            human_duration(i128::from(max_span_ms))
+        ),
+    })
+}
+
+/// `36 h`, `90 min`, `12 s`, or years for the absurd.
+fn human_duration(ms: i128) -> String {
+    const H: i128 = 3_600_000;
+    match ms {
+        ms if ms >= 24 * H * 365 * 10 => format!("{} years", ms / (24 * H * 365)),
+        ms if ms >= 2 * H => format!("{} h", ms / H),
+        ms if ms >= 120_000 => format!("{} min", ms / 60_000),
+        ms => format!("{} s", ms / 1000),
+    }
 }
 
 impl SourceOptions {
+    /// The span limit in force.
+    pub fn max_span(&self) -> i64 {
+        self.max_span_ms.unwrap_or(DEFAULT_MAX_SPAN_MS)
+    }
+
     /// Gives each stream the label of the first of its ids (`ids`) that the labels map has.
     pub fn relabel(&self, timeline: &mut Timeline, ids: impl Fn(&Stream) -> Vec<String>) {
         if self.labels.is_empty() {

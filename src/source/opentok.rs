@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use std::path::Path;
 
 use super::media::{Folder, MediaStore};
-use super::{Recording, SourceKind, SourceOptions};
+use super::{GivenTime, Recording, SourceKind, SourceOptions, check_span};
 use crate::archive::manifest::{Manifest, ManifestFile};
 use crate::archive::{Archive, ArchiveLimits, Entry, check_files, find_manifest};
 use crate::error::{Error, Result};
@@ -19,6 +19,7 @@ use crate::timeline::{ArchiveMs, Segment, Source, Stream, Timeline, TimelineWarn
 /// Opens an archive ZIP.
 pub fn open_zip(path: &Path, opts: &SourceOptions) -> Result<Recording> {
     let archive = Archive::open(path)?;
+    check_times(archive.manifest_name(), archive.manifest(), opts)?;
     let mut timeline = timeline(archive.manifest());
     opts.relabel(&mut timeline, |s| vec![s.id.clone()]);
     Ok(Recording {
@@ -39,6 +40,7 @@ pub fn open_folder(dir: &Path, opts: &SourceOptions) -> Result<Recording> {
         let path = dir.join(&entry.name);
         std::fs::read(&path).map_err(|source| Error::Open { path, source })
     })?;
+    check_times(&manifest_name, &manifest, opts)?;
     let warnings = check_files(&manifest, &entries)?;
     let mut folder = Folder::new(dir);
     for f in &manifest.files {
@@ -54,6 +56,30 @@ pub fn open_folder(dir: &Path, opts: &SourceOptions) -> Result<Recording> {
         timeline,
         media: MediaStore::Folder(folder),
     })
+}
+
+/// Refuses offsets that cannot be true (see [`super::check_span`]).
+fn check_times(name: &str, manifest: &Manifest, opts: &SourceOptions) -> Result<()> {
+    // Offsets count from createdAt, which is the recording's start.
+    let created = GivenTime {
+        name: name.to_owned(),
+        field: "createdAt".into(),
+        ms: 0,
+    };
+    let times: Vec<GivenTime> = std::iter::once(created)
+        .chain(manifest.files.iter().enumerate().flat_map(|(i, f)| {
+            [
+                ("startTimeOffset", f.start_time_offset),
+                ("stopTimeOffset", f.stop_time_offset),
+            ]
+            .map(|(field, ms)| GivenTime {
+                name: name.to_owned(),
+                field: format!("files[{i}].{field} ({})", f.filename),
+                ms,
+            })
+        }))
+        .collect();
+    check_span(&times, opts.max_span())
 }
 
 /// True when `dir` holds a root `.json` file that parses as a manifest.

@@ -182,7 +182,7 @@ fn connection(
         video_delay_ms: c.seconds_ms("videoDelay")?.unwrap_or(0),
         screen: super::is_screen(c.opt_str("videoContent")?, tag.as_deref()),
         tag,
-        origin: c.at.clone(),
+        origin: format!("{} {}", c.file, c.at),
         connection_id,
     })
 }

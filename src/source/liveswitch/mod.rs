@@ -12,7 +12,9 @@ pub mod session;
 use std::path::{Path, PathBuf};
 
 use super::media::{Folder, MediaStore};
-use super::{Recording, SourceKind, SourceOptions, display_name, read_small};
+use super::{
+    GivenTime, Recording, SourceKind, SourceOptions, check_span, display_name, read_small,
+};
 use crate::error::{Error, Result};
 use event::FileKind;
 use session::Session;
@@ -164,6 +166,31 @@ pub fn open_event(path: &Path, opts: &SourceOptions) -> Result<Vec<Recording>> {
     )?])
 }
 
+/// Every time the session's logs or event give, relative to the session's start.
+fn given_times(session: &Session) -> Vec<GivenTime> {
+    let mut out = Vec::new();
+    for c in &session.connections {
+        let mut put = |field: &str, unix_ms: Option<i64>| {
+            if let Some(t) = unix_ms {
+                out.push(GivenTime {
+                    name: c.origin.clone(),
+                    field: field.to_owned(),
+                    ms: t.saturating_sub(session.start_ms),
+                });
+            }
+        };
+        put("startTimestamp", Some(c.start_ms));
+        put("stopTimestamp", Some(c.stop_ms));
+        for (kind, track) in [("audio", &c.audio), ("video", &c.video)] {
+            if let Some(t) = track {
+                put(&format!("{kind}FirstFrameTimestamp"), t.first_ms);
+                put(&format!("{kind}LastFrameTimestamp"), t.last_ms);
+            }
+        }
+    }
+    out
+}
+
 /// A connection's file when the event names none: `<connectionId>.<ext>` or
 /// `<connectionId>-<n>.<ext>` in the media folder, which must be exactly one.
 fn find_file(dir: &Path, connection: &str, kind: FileKind) -> Result<String> {
@@ -208,6 +235,7 @@ fn recording(
     warnings: Vec<String>,
     opts: &SourceOptions,
 ) -> Result<Recording> {
+    check_span(&given_times(&session), opts.max_span())?;
     let mut folder = Folder::new(dir);
     for c in &session.connections {
         for t in [&c.audio, &c.video].into_iter().flatten() {
