@@ -287,10 +287,10 @@ fn missing_archive_is_a_no_input_error() {
 }
 
 /// A VP8 track whose frames pass inspection (key frame headers, sizes) but whose data is
-/// garbage: the decoder fails inside GStreamer. That is the input's fault (exit 65, the
-/// file named), not the machine's, and nothing is written.
+/// garbage: no frame decodes. That is the input's fault (exit 65, the file named, nothing
+/// written), not the machine's.
 #[test]
-fn media_that_breaks_the_decoder_is_bad_input() {
+fn media_that_breaks_the_decoder_is_concealed_or_refused_with_strict() {
     use mosaic::sample::encode::{Encoded, Packet};
     use mosaic::sample::mux::{TrackData, TrackKindData, write_live_matroska};
     let frame = |i: u8| {
@@ -323,18 +323,29 @@ fn media_that_breaks_the_decoder_is_bad_input() {
     let path = one_file_zip(dir.path(), "garbled.zip", "a.webm", &media);
     let inspected = inspect_archive(&path, &InspectOptions::default()).unwrap();
     assert_eq!(inspected.streams[0].segments[0].tracks[0].frames, 60);
-    let out = dir.path().join("out.mp4");
-    let run = Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args([
+    let compose = |out: &Path, strict: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosaic"));
+        cmd.args([
             "compose",
             path.to_str().unwrap(),
             "-o",
             out.to_str().unwrap(),
-            "--size",
-            "640x480",
         ])
-        .output()
-        .unwrap();
+        .args(["--size", "640x480", "--json"]);
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().unwrap()
+    };
+
+    // Frames that fail are concealed, but a stream of which no frame at all decodes is
+    // the input's fault, with --strict or without.
+    let out = dir.path().join("out.mp4");
+    let run = compose(&out, false);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(65), "{stderr}");
+    assert!(!out.exists());
+    let run = compose(&out, true);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(65), "{stderr}");
     assert!(

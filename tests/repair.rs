@@ -279,6 +279,7 @@ fn audio_only_files_are_aligned_for_every_format() {
             align: Align::Archive,
             audio_only: Some(format),
             reencode: false,
+            strict: false,
         };
         let report = mosaic::repair::repair_with(&zip, &out, &opts, &Default::default()).unwrap();
         for s in &report.streams {

@@ -45,8 +45,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .jobs
             .map_or_else(|| mosaic::batch::default_jobs(args.mode), |j| j as usize),
         force: args.force,
-        compose: args.flags.to_options()?,
-        repair: args.repair.to_options(),
+        compose: mosaic::compose::ComposeOptions {
+            strict: args.source.strict,
+            ..args.flags.to_options()?
+        },
+        repair: mosaic::repair::RepairOptions {
+            strict: args.source.strict,
+            ..args.repair.to_options()
+        },
         source: args.source.to_options()?,
     };
     let cancel = cancel_on_signals();

@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use super::flags::{ComposeFlags, SourceFlags};
 use super::progress::{cancel_on_signals, progress_bar, show_progress};
-use mosaic::compose::{self, ComposeReport, Control};
+use mosaic::compose::{self, ComposeOptions, ComposeReport, Control};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,7 +26,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let opts = args.flags.to_options()?;
+    let opts = ComposeOptions {
+        strict: args.source.strict,
+        ..args.flags.to_options()?
+    };
     let context = || format!("composing {}", args.input.display());
     let recordings =
         mosaic::source::open(&args.input, &args.source.to_options()?).with_context(context)?;

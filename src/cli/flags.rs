@@ -31,6 +31,11 @@ pub struct SourceFlags {
     /// its start is refused as impossible before any work [default: 24h].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     max_span: Option<i64>,
+    /// Any damage in the media is an error (exit 65, nothing written). Without it, a damaged
+    /// region is skipped (reading resumes at the next cluster, the tile holds its last good
+    /// frame, the sound is silent there) and named in the warnings.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl SourceFlags {
@@ -142,6 +147,7 @@ impl ComposeFlags {
             format: self.format,
             speed: self.speed,
             quality: self.quality,
+            strict: false,
         })
     }
 }

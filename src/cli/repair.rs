@@ -50,12 +50,16 @@ impl RepairFlags {
             align: self.align,
             audio_only: self.audio_only,
             reencode: self.reencode,
+            strict: false,
         }
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let opts = args.repair.to_options();
+    let opts = RepairOptions {
+        strict: args.source.strict,
+        ..args.repair.to_options()
+    };
     let context = || format!("repairing {}", args.input.display());
     let recordings =
         mosaic::source::open(&args.input, &args.source.to_options()?).with_context(context)?;

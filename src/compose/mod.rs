@@ -102,6 +102,8 @@ pub struct ComposeOptions {
     pub speed: Speed,
     /// Constant quality (x264 CRF-like quantizer; lower is better). Default 23.
     pub quality: u32,
+    /// Any damage is an error (nothing written), instead of being skipped and concealed.
+    pub strict: bool,
 }
 
 impl Default for ComposeOptions {
@@ -112,6 +114,7 @@ impl Default for ComposeOptions {
             format: None,
             speed: Speed::Balanced,
             quality: 23,
+            strict: false,
         }
     }
 }
@@ -229,6 +232,17 @@ impl ExtractedMedia {
     }
 }
 
+/// With `--strict`: damage anywhere is an error naming the file.
+pub fn refuse_damage(report: &crate::inspect::ArchiveReport) -> Result<()> {
+    match report.damaged_files().into_iter().next() {
+        Some((file, what)) => Err(Error::CorruptMedia {
+            filename: file.to_owned(),
+            reason: format!("{what} (--strict)"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Composes the recording at `input` (any source mosaic reads, holding one recording) into
 /// `output`.
 pub fn compose(
@@ -262,6 +276,9 @@ pub fn compose_recording(
     };
 
     let report = inspect_recording(recording, &InspectOptions::default())?;
+    if opts.strict {
+        refuse_damage(&report)?;
+    }
     let timeline = &recording.timeline;
     let plan = Plan::new(timeline, |name| report.segment(name), &opts.plan).ok_or_else(|| {
         Error::InvalidOption(
@@ -298,6 +315,7 @@ pub fn compose_recording(
         gop_frames: opts.plan.fps * 8,
         labels: opts.labels,
         name_of: &name_of,
+        strict: opts.strict,
         work_dir: media.work_dir(),
         output: out.temp_path(),
         progress: control.progress,
@@ -318,7 +336,15 @@ pub fn compose_recording(
         frames: outcome.frames,
         streams: plan.streams.len(),
         segments: plan.streams.iter().map(|s| s.segments.len()).sum(),
-        warnings: report.warnings,
+        warnings: report
+            .warnings
+            .into_iter()
+            .chain(outcome.undecodable.iter().map(|f| {
+                format!(
+                    "{f}: no frame of its video could be decoded; its placeholder shows instead"
+                )
+            }))
+            .collect(),
         wall_ms: wall.as_millis() as u64,
         realtime_factor: plan.duration_ms() as f64 / 1000.0 / wall.as_secs_f64().max(1e-9),
     })

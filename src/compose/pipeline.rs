@@ -51,6 +51,9 @@ pub struct PipelineInput<'a> {
     pub labels: bool,
     /// The media file's name for a path of `media` (for messages).
     pub name_of: &'a dyn Fn(&Path) -> Option<String>,
+    /// Fail on the first frame that cannot be decoded, instead of concealing it (the tile
+    /// holds the last good frame, the sound is silent there).
+    pub strict: bool,
     /// Where the pipeline's own temporary files go (mp4mux's fast-start file).
     pub work_dir: &'a Path,
     pub output: &'a Path,
@@ -61,6 +64,8 @@ pub struct PipelineInput<'a> {
 /// Facts of a finished run.
 pub struct PipelineOutcome {
     pub frames: u64,
+    /// Files whose video was to show but of which no frame could be decoded.
+    pub undecodable: Vec<String>,
 }
 
 fn gst_err(context: &str, e: impl std::fmt::Display) -> Error {
@@ -100,8 +105,32 @@ struct Layer {
     stream: usize,
     visible: Spans,
     video: bool,
+    /// The media file a video layer shows.
+    file: Option<String>,
+    /// A video layer: a decoded frame has reached the compositor.
+    decoded: AtomicBool,
     /// The last values set, to touch properties only on change.
     last: Mutex<Option<PadState>>,
+}
+
+impl Layer {
+    fn new(pad: &gst::Pad, stream: usize, visible: Spans, file: Option<String>) -> Layer {
+        Layer {
+            pad: pad.downgrade(),
+            stream,
+            visible,
+            video: file.is_some(),
+            file,
+            decoded: AtomicBool::new(false),
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Planned to show video at `t_ms`, but nothing could be decoded (yet): its stream's
+    /// placeholder stands in.
+    fn failing_at(&self, t_ms: i64) -> bool {
+        self.video && self.visible.contains(t_ms) && !self.decoded.load(Ordering::Relaxed)
+    }
 }
 
 /// Runs the whole composition and blocks until it has finished (or failed, or was cancelled).
@@ -159,17 +188,19 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
     if let Some(comp) = &compositor {
         add_base_video(&pipeline, comp, plan, frames)?;
         for (i, stream) in plan.streams.iter().enumerate() {
-            if stream.placeholder_visible.intervals().is_empty() {
+            // A stream with video also gets one when concealing: it stands in for video
+            // that turns out not to decode.
+            let stands_in = !input.strict && stream.segments.iter().any(|s| s.has_video);
+            if stream.placeholder_visible.intervals().is_empty() && !stands_in {
                 continue;
             }
             let pad = add_placeholder(&pipeline, comp, plan, &stream.label, frames)?;
-            layers.push(Arc::new(Layer {
-                pad: pad.downgrade(),
-                stream: i,
-                visible: stream.placeholder_visible.clone(),
-                video: false,
-                last: Mutex::new(None),
-            }));
+            layers.push(Arc::new(Layer::new(
+                &pad,
+                i,
+                stream.placeholder_visible.clone(),
+                None,
+            )));
         }
     }
     add_base_audio(&pipeline, &mixer, plan)?;
@@ -194,13 +225,18 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
                     pad.set_property("converter-config", fast_scaling());
                     pad.set_property("alpha", 0.0f64);
                     pad.set_offset(ms_to_ns(seg.offset_ms));
-                    layers.push(Arc::new(Layer {
-                        pad: pad.downgrade(),
-                        stream: i,
-                        visible: seg.video_visible.clone(),
-                        video: true,
-                        last: Mutex::new(None),
-                    }));
+                    let layer = Arc::new(Layer::new(
+                        &pad,
+                        i,
+                        seg.video_visible.clone(),
+                        Some(seg.filename.clone()),
+                    ));
+                    let seen = layer.clone();
+                    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                        seen.decoded.store(true, Ordering::Relaxed);
+                        gst::PadProbeReturn::Ok
+                    });
+                    layers.push(layer);
                     Some(pad)
                 }
                 _ => None,
@@ -227,20 +263,26 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
                     audio: audio_pad,
                     start_ns: (-ms_to_ns(seg.offset_ms)).max(0),
                     end_ns: duration_ns - ms_to_ns(seg.offset_ms),
+                    max_errors: if input.strict { 0 } else { -1 },
                 },
             )?;
         }
     }
 
     // Layer properties, frame by frame, from the plan.
+    let video_layers: Vec<Arc<Layer>> = layers.iter().filter(|l| l.video).cloned().collect();
     if let Some(comp) = &compositor {
         comp.set_property("emit-signals", true);
         let streams = plan.streams.clone();
         comp.connect("samples-selected", false, move |args| {
             let pts = args.get(2).and_then(|v| v.get::<u64>().ok()).unwrap_or(0);
             let t_ms = i64::try_from(pts / 1_000_000).unwrap_or(i64::MAX);
+            let failing: Vec<bool> = (0..streams.len())
+                .map(|i| layers.iter().any(|l| l.stream == i && l.failing_at(t_ms)))
+                .collect();
             for layer in &layers {
-                apply(layer, &streams[layer.stream], t_ms);
+                let stand_in = !layer.video && failing[layer.stream];
+                apply(layer, &streams[layer.stream], t_ms, stand_in);
             }
             None
         });
@@ -277,8 +319,15 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
         progress(plan.duration_ms() as u64, plan.duration_ms() as u64);
     }
     drop(running);
+    let mut undecodable: Vec<String> = video_layers
+        .iter()
+        .filter(|l| !l.visible.intervals().is_empty() && !l.decoded.load(Ordering::Relaxed))
+        .filter_map(|l| l.file.clone())
+        .collect();
+    undecodable.dedup();
     Ok(PipelineOutcome {
         frames: frame_counter.load(Ordering::Relaxed),
+        undecodable,
     })
 }
 
@@ -353,12 +402,12 @@ fn first_error(
 }
 
 /// Sets one layer's pad properties for output time `t_ms`.
-fn apply(layer: &Layer, stream: &super::plan::StreamLayer, t_ms: i64) {
+fn apply(layer: &Layer, stream: &super::plan::StreamLayer, t_ms: i64, stand_in: bool) {
     let Some(pad) = layer.pad.upgrade() else {
         return;
     };
     let tile = stream.tile_at(t_ms);
-    let shown = tile.is_some() && layer.visible.contains(t_ms);
+    let shown = tile.is_some() && (layer.visible.contains(t_ms) || stand_in);
     let (x, y, w, h, z) = match tile {
         Some(t) => (
             t.rect.x,
@@ -726,13 +775,17 @@ struct SegmentBranch {
     start_ns: i64,
     /// Container time (ns) from which buffers fall after the output's end.
     end_ns: i64,
+    /// The decoders' `max-errors`: -1 conceals every damaged frame, 0 fails on the first.
+    max_errors: i32,
 }
 
-/// The part of a file's own time that falls inside the output.
+/// The part of a file's own time that falls inside the output, and how its branch treats
+/// damage.
 #[derive(Debug, Clone, Copy)]
 struct Window {
     start_ns: i64,
     end_ns: i64,
+    max_errors: i32,
 }
 
 /// One `filesrc ! matroskademux` per kind of media of the segment, with the decoder branch
@@ -747,6 +800,7 @@ fn add_segment(pipeline: &gst::Pipeline, path: &Path, branch: SegmentBranch) -> 
     let window = Window {
         start_ns: branch.start_ns,
         end_ns: branch.end_ns,
+        max_errors: branch.max_errors,
     };
     if let Some(video) = branch.video {
         add_demuxer(pipeline, path, Target::Video(video), window)?;
@@ -901,11 +955,11 @@ fn link_video(
 ) -> Result<()> {
     let mut chain = vec![queue(Duration::from_secs(2))?];
     match video.codec {
-        Codec::Vp8 => chain.push(make("vp8dec")?),
-        Codec::Vp9 => chain.push(make("vp9dec")?),
+        Codec::Vp8 => chain.push(decoder("vp8dec", window)?),
+        Codec::Vp9 => chain.push(decoder("vp9dec", window)?),
         Codec::H264 => {
             chain.push(make("h264parse")?);
-            chain.push(make("avdec_h264")?);
+            chain.push(decoder("avdec_h264", window)?);
         }
         Codec::Opus => return Err(gst_err("video branch", "opus is not a video codec")),
     }
@@ -965,6 +1019,16 @@ fn tile_caps((width, height): (i32, i32)) -> gst::Caps {
         .build()
 }
 
+/// A decoder that conceals damaged frames (drops them: the picture holds, the sound is
+/// silent there) or fails on the first, as the window says.
+fn decoder(factory: &str, window: Window) -> Result<gst::Element> {
+    let dec = make(factory)?;
+    if dec.has_property("max-errors") {
+        dec.set_property("max-errors", window.max_errors);
+    }
+    Ok(dec)
+}
+
 fn link_audio(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
@@ -976,7 +1040,7 @@ fn link_audio(
     let chain = vec![
         queue(Duration::from_secs(2))?,
         make("opusparse")?,
-        make("opusdec")?,
+        decoder("opusdec", window)?,
         make("audioconvert")?,
         make("audioresample")?,
     ];

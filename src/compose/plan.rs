@@ -396,6 +396,7 @@ mod tests {
             has_duration: false,
             has_cues: false,
             truncated: None,
+            damage: vec![],
             duration_ms: None,
             tracks: vec![track(TrackKind::Video), track(TrackKind::Audio)],
         }

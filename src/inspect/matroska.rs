@@ -13,8 +13,9 @@ use webm_iterable::matroska_spec::{Master, MatroskaSpec};
 
 use super::bitstream::{self, Dimensions};
 use super::block;
+use super::resync::Tap;
 use super::track::TrackScan;
-use super::{Codec, ContainerReport, InspectOptions, TrackKind, TrackReport};
+use super::{Codec, ContainerReport, Damage, InspectOptions, TrackKind, TrackReport, ns_to_ms};
 use crate::error::{Error, Result};
 
 /// No frame of a call recording comes near this; a larger tag is damage (or hostility) and
@@ -37,20 +38,6 @@ struct Track {
     scan: TrackScan,
 }
 
-/// Counts the bytes the scanner pulls from its source.
-struct Counting<R> {
-    inner: R,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-}
-
 /// One frame of a container, in presentation time of the container's own clock.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameRef<'a> {
@@ -69,102 +56,216 @@ pub fn scan<R: Read>(source: R, filename: &str, opts: &InspectOptions) -> Result
 }
 
 /// Scans one container and hands every frame, in storage order, to `on_frame`.
+///
+/// Damage in the middle of the file (an element that cannot be read, a block that makes no
+/// sense) is skipped: reading resumes at the next trustworthy Cluster, and the skipped region
+/// is reported in [`ContainerReport::damage`]. Only damage with nothing readable after it
+/// is `truncated`.
 pub fn scan_frames<R: Read>(
     source: R,
     filename: &str,
     opts: &InspectOptions,
     on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
 ) -> Result<ContainerReport> {
-    let counting = Counting {
-        inner: source,
-        bytes: 0,
-    };
-    let mut tags = WebmIterator::new(
-        counting,
-        &[
-            MatroskaSpec::TrackEntry(Master::Start),
-            MatroskaSpec::BlockGroup(Master::Start),
-        ],
-    );
-    tags.set_max_allowable_tag_size(Some(MAX_TAG_SIZE));
-
-    let not_matroska = |reason: String| Error::NotMatroska {
-        filename: filename.to_owned(),
-        reason,
-    };
-
-    let mut doc_type: Option<String> = None;
-    let mut timestamp_scale: i64 = 1_000_000;
-    let mut has_duration = false;
-    let mut has_cues = false;
-    let mut date_utc_ms: Option<i64> = None;
-    let mut tracks: Vec<Track> = Vec::new();
-    let mut tracks_seen = false;
-    let mut cluster_ts: i64 = 0;
-    let mut truncated: Option<String> = None;
-    let mut first_tag = true;
-
-    while let Some(item) = tags.next() {
-        let tag = match item {
-            Ok(tag) => tag,
-            Err(e) => {
-                if !tracks_seen {
-                    return Err(not_matroska(describe(&e)));
+    let mut tap = Tap::new(source);
+    let mut scan = Scan::new(filename, opts);
+    loop {
+        let start = tap.position();
+        let mut tags = WebmIterator::new(
+            &mut tap,
+            &[
+                MatroskaSpec::TrackEntry(Master::Start),
+                MatroskaSpec::BlockGroup(Master::Start),
+            ],
+        );
+        tags.set_max_allowable_tag_size(Some(MAX_TAG_SIZE));
+        let Some(stop) = scan.run(&mut tags, on_frame)? else {
+            break;
+        };
+        drop(tags);
+        let at = start + stop.at;
+        if stop.at_end {
+            scan.truncated = Some(stop.reason);
+            break;
+        }
+        match tap.seek_cluster(at + 1).map_err(|e| corrupt(filename, e))? {
+            // Damage again before any frame was read: the same damaged region, longer.
+            Some(resume) if scan.damage.last().is_some_and(|d| d.to_ms.is_none()) => {
+                if let Some(d) = scan.damage.last_mut() {
+                    d.to_byte = resume;
                 }
-                truncated = Some(match e {
-                    TagIteratorError::UnexpectedEOF { tag_start, .. } => {
-                        format!("file ends inside an element that starts at byte {tag_start}")
-                    }
-                    other => format!(
-                        "unreadable from byte {}: {}",
-                        tags.last_emitted_tag_offset(),
-                        describe(&other)
-                    ),
-                });
+            }
+            Some(resume) => scan.damage.push(Damage {
+                from_byte: at,
+                to_byte: resume,
+                reason: stop.reason,
+                from_ms: scan.last_ns.map(ns_to_ms),
+                to_ms: None,
+            }),
+            None => {
+                scan.truncated = Some(format!(
+                    "{} (nothing readable after byte {at})",
+                    stop.reason
+                ));
                 break;
             }
-        };
-        if first_tag {
-            if !matches!(tag, MatroskaSpec::Ebml(_)) {
-                return Err(not_matroska("does not start with an EBML header".into()));
-            }
-            first_tag = false;
         }
+    }
+    let bytes_read = tap.position();
+    Ok(scan.finish(bytes_read))
+}
+
+/// Where and why one run of the tag reader stopped before the end.
+struct Stop {
+    /// Offset of the last good element, from where the run started.
+    at: u64,
+    reason: String,
+    /// The file ends inside an element: nothing follows.
+    at_end: bool,
+}
+
+/// What the scan has learnt so far, across runs of the tag reader.
+struct Scan<'o> {
+    filename: &'o str,
+    opts: &'o InspectOptions,
+    doc_type: Option<String>,
+    timestamp_scale: i64,
+    has_duration: bool,
+    has_cues: bool,
+    date_utc_ms: Option<i64>,
+    tracks: Vec<Track>,
+    tracks_seen: bool,
+    cluster_ts: i64,
+    first_tag: bool,
+    truncated: Option<String>,
+    damage: Vec<Damage>,
+    /// The latest frame time read, ns.
+    last_ns: Option<i64>,
+}
+
+impl<'o> Scan<'o> {
+    fn new(filename: &'o str, opts: &'o InspectOptions) -> Scan<'o> {
+        Scan {
+            filename,
+            opts,
+            doc_type: None,
+            timestamp_scale: 1_000_000,
+            has_duration: false,
+            has_cues: false,
+            date_utc_ms: None,
+            tracks: Vec::new(),
+            tracks_seen: false,
+            cluster_ts: 0,
+            first_tag: true,
+            truncated: None,
+            damage: Vec::new(),
+            last_ns: None,
+        }
+    }
+
+    fn not_matroska(&self, reason: String) -> Error {
+        Error::NotMatroska {
+            filename: self.filename.to_owned(),
+            reason,
+        }
+    }
+
+    /// Reads tags until the end (`None`) or damage (`Some`). Damage before the tracks are
+    /// known means this is no Matroska file mosaic can read.
+    fn run<R: Read>(
+        &mut self,
+        tags: &mut WebmIterator<R>,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<Option<Stop>> {
+        while let Some(item) = tags.next() {
+            let tag = match item {
+                Ok(tag) => tag,
+                Err(e) => {
+                    if !self.tracks_seen {
+                        return Err(self.not_matroska(describe(&e)));
+                    }
+                    let at = tags.last_emitted_tag_offset() as u64;
+                    return Ok(Some(match e {
+                        TagIteratorError::UnexpectedEOF { tag_start, .. } => Stop {
+                            at,
+                            reason: format!(
+                                "file ends inside an element that starts at byte {tag_start}"
+                            ),
+                            at_end: true,
+                        },
+                        other => Stop {
+                            at,
+                            reason: describe(&other),
+                            at_end: false,
+                        },
+                    }));
+                }
+            };
+            if self.first_tag {
+                if !matches!(tag, MatroskaSpec::Ebml(_)) {
+                    return Err(self.not_matroska("does not start with an EBML header".into()));
+                }
+                self.first_tag = false;
+            }
+            if let Err(reason) = self.tag(tag, on_frame)? {
+                let at = tags.last_emitted_tag_offset() as u64;
+                return Ok(Some(Stop {
+                    at,
+                    reason: format!("a damaged block: {reason}"),
+                    at_end: false,
+                }));
+            }
+        }
+        if self.first_tag {
+            return Err(self.not_matroska("the file is empty".into()));
+        }
+        if !self.tracks_seen {
+            return Err(self.not_matroska("no Tracks element".into()));
+        }
+        Ok(None)
+    }
+
+    /// Takes one tag in. The inner `Err` is a block that cannot be read (damage).
+    fn tag(
+        &mut self,
+        tag: MatroskaSpec,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<std::result::Result<(), block::BlockError>> {
         match tag {
-            MatroskaSpec::DocType(t) => doc_type = Some(t),
+            MatroskaSpec::DocType(t) => self.doc_type = Some(t),
             MatroskaSpec::TimestampScale(v) => {
-                timestamp_scale = i64::try_from(v)
+                self.timestamp_scale = i64::try_from(v)
                     .ok()
                     .filter(|&v| v > 0)
-                    .ok_or_else(|| not_matroska(format!("invalid TimestampScale {v}")))?;
+                    .ok_or_else(|| self.not_matroska(format!("invalid TimestampScale {v}")))?;
             }
-            MatroskaSpec::Duration(_) => has_duration = true,
+            MatroskaSpec::Duration(_) => self.has_duration = true,
             MatroskaSpec::DateUTC(ns) => {
-                date_utc_ms = Some(crate::source::time::matroska_date_to_unix_ms(ns));
+                self.date_utc_ms = Some(crate::source::time::matroska_date_to_unix_ms(ns));
             }
-            MatroskaSpec::Cues(_) => has_cues = true,
-            MatroskaSpec::Tracks(Master::End) => tracks_seen = true,
+            MatroskaSpec::Cues(_) => self.has_cues = true,
+            MatroskaSpec::Tracks(Master::End) => self.tracks_seen = true,
             MatroskaSpec::TrackEntry(Master::Full(children)) => {
-                if let Some(track) = parse_track(&children, filename, opts)? {
-                    tracks.push(track);
+                if let Some(track) = parse_track(&children, self.filename, self.opts)? {
+                    self.tracks.push(track);
                 }
             }
             MatroskaSpec::Cluster(Master::Start) => {
-                tracks_seen = true;
-                cluster_ts = 0;
+                self.tracks_seen = true;
+                self.cluster_ts = 0;
             }
-            MatroskaSpec::Timestamp(v) => cluster_ts = i64::try_from(v).unwrap_or(i64::MAX / 4),
+            MatroskaSpec::Timestamp(v) => {
+                self.cluster_ts = i64::try_from(v).unwrap_or(i64::MAX / 4);
+            }
             MatroskaSpec::SimpleBlock(data) => {
-                let block = block::parse(&data).map_err(|e| corrupt(filename, e))?;
-                let time = block_time(cluster_ts, block.timestamp, timestamp_scale);
-                add_block(
-                    &mut tracks,
-                    block.track,
-                    time,
-                    block.keyframe,
-                    block.frames.iter().copied(),
-                    on_frame,
-                )?;
+                let block = match block::parse(&data) {
+                    Ok(b) => b,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let keyframe = block.keyframe;
+                if let Err(e) = self.block(&block, keyframe, on_frame)? {
+                    return Ok(Err(e));
+                }
             }
             MatroskaSpec::BlockGroup(Master::Full(children)) => {
                 let keyframe = !children
@@ -172,56 +273,78 @@ pub fn scan_frames<R: Read>(
                     .any(|c| matches!(c, MatroskaSpec::ReferenceBlock(_)));
                 for child in &children {
                     if let MatroskaSpec::Block(data) = child {
-                        let block = block::parse(data).map_err(|e| corrupt(filename, e))?;
-                        let time = block_time(cluster_ts, block.timestamp, timestamp_scale);
-                        add_block(
-                            &mut tracks,
-                            block.track,
-                            time,
-                            keyframe,
-                            block.frames.iter().copied(),
-                            on_frame,
-                        )?;
+                        let block = match block::parse(data) {
+                            Ok(b) => b,
+                            Err(e) => return Ok(Err(e)),
+                        };
+                        if let Err(e) = self.block(&block, keyframe, on_frame)? {
+                            return Ok(Err(e));
+                        }
                     }
                 }
             }
             _ => {}
         }
-    }
-    if first_tag {
-        return Err(not_matroska("the file is empty".into()));
-    }
-    if !tracks_seen {
-        return Err(not_matroska("no Tracks element".into()));
+        Ok(Ok(()))
     }
 
-    let bytes_read = tags.into_inner().bytes;
-    let tracks = tracks
-        .into_iter()
-        .map(|mut t| {
-            t.scan.finish();
-            TrackReport::from_scan(
-                t.number,
-                t.kind,
-                t.codec,
-                t.codec_id,
-                t.sample_rate,
-                t.channels,
-                t.pre_skip,
-                t.codec_private,
-                &t.scan,
-            )
-        })
-        .collect();
-    Ok(ContainerReport {
-        container: doc_type.unwrap_or_else(|| "matroska".into()),
-        has_duration,
-        has_cues,
-        truncated,
-        bytes_read,
-        date_utc_ms,
-        tracks,
-    })
+    /// Takes one block's frames in. (The inner `Result` leaves room for blocks that must be
+    /// refused as damage; none is today.)
+    fn block(
+        &mut self,
+        block: &block::BlockData<'_>,
+        keyframe: bool,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<std::result::Result<(), block::BlockError>> {
+        let time = block_time(self.cluster_ts, block.timestamp, self.timestamp_scale);
+        if !self.tracks.iter().any(|t| t.number == block.track) {
+            return Ok(Ok(())); // a track we do not follow, or damage that named none
+        }
+        if let Some(d) = self.damage.last_mut().filter(|d| d.to_ms.is_none()) {
+            d.to_ms = Some(ns_to_ms(time));
+        }
+        self.last_ns = Some(self.last_ns.map_or(time, |l| l.max(time)));
+        add_block(
+            &mut self.tracks,
+            block.track,
+            time,
+            keyframe,
+            block.frames.iter().copied(),
+            on_frame,
+        )
+        .map(Ok)
+    }
+
+    fn finish(self, bytes_read: u64) -> ContainerReport {
+        let tracks = self
+            .tracks
+            .into_iter()
+            .map(|mut t| {
+                t.scan.finish();
+                TrackReport::from_scan(
+                    t.number,
+                    t.kind,
+                    t.codec,
+                    t.codec_id,
+                    t.sample_rate,
+                    t.channels,
+                    t.pre_skip,
+                    t.codec_private,
+                    &t.scan,
+                )
+            })
+            .collect();
+        ContainerReport {
+            container: self.doc_type.unwrap_or_else(|| "matroska".into()),
+            has_duration: self.has_duration,
+            has_cues: self.has_cues,
+            truncated: self.truncated,
+            damage: self.damage,
+            bytes_read,
+            date_utc_ms: self.date_utc_ms,
+            tracks,
+        }
+    }
 }
 
 /// A block's time in ns: saturating, so absurd cluster timestamps cannot overflow.

@@ -8,6 +8,7 @@
 pub mod bitstream;
 pub mod block;
 pub mod matroska;
+pub mod resync;
 pub mod svg;
 pub mod table;
 pub mod track;
@@ -88,6 +89,36 @@ pub struct Gap {
     pub to_ms: i64,
 }
 
+/// A region of a file that could not be read, and the time it took with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Damage {
+    /// The last good element before the damage, and where reading resumed (file offsets).
+    pub from_byte: u64,
+    pub to_byte: u64,
+    pub reason: String,
+    /// The last frame read before the damage and the first after it (container ms); what
+    /// lies between is lost.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = |ms: Option<i64>| {
+            ms.map_or("?".into(), |ms| crate::timeline::ArchiveMs(ms).to_string())
+        };
+        write!(
+            f,
+            "unreadable from byte {} to {} ({}): frames between {} and {} lost; reading resumed at the next cluster",
+            self.from_byte,
+            self.to_byte,
+            self.reason,
+            t(self.from_ms),
+            t(self.to_ms)
+        )
+    }
+}
+
 /// A picture size that holds from `at_ms` on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Resolution {
@@ -138,7 +169,7 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// Nanoseconds to whole milliseconds, rounding down (so -0.5 ms is -1 ms).
-fn ns_to_ms(ns: i64) -> i64 {
+pub(crate) fn ns_to_ms(ns: i64) -> i64 {
     ns.div_euclid(1_000_000)
 }
 
@@ -201,6 +232,8 @@ pub struct ContainerReport {
     pub has_cues: bool,
     /// Why reading stopped early, when the file is truncated or damaged at its tail.
     pub truncated: Option<String>,
+    /// Damaged regions reading skipped, resuming at the next Cluster.
+    pub damage: Vec<Damage>,
     pub bytes_read: u64,
     /// When the file says it was recorded (the Segment's `DateUTC`), as Unix ms.
     pub date_utc_ms: Option<i64>,
@@ -240,6 +273,19 @@ pub struct ArchiveReport {
 }
 
 impl ArchiveReport {
+    /// Every file with damage or a truncated tail, and what is wrong with it.
+    pub fn damaged_files(&self) -> Vec<(&str, String)> {
+        self.streams
+            .iter()
+            .flat_map(|s| &s.segments)
+            .filter_map(|seg| {
+                let mut what: Vec<String> = seg.damage.iter().map(ToString::to_string).collect();
+                what.extend(seg.truncated.iter().map(|t| format!("truncated: {t}")));
+                (!what.is_empty()).then(|| (seg.filename.as_str(), what.join("; ")))
+            })
+            .collect()
+    }
+
     /// The inspection of one file, by name.
     pub fn segment(&self, filename: &str) -> Option<&SegmentReport> {
         self.streams
@@ -291,6 +337,8 @@ pub struct SegmentReport {
     pub has_duration: bool,
     pub has_cues: bool,
     pub truncated: Option<String>,
+    /// Regions that could not be read; reading resumed after each.
+    pub damage: Vec<Damage>,
     /// The container's own duration (first to last frame of any track).
     pub duration_ms: Option<i64>,
     pub tracks: Vec<TrackReport>,
@@ -341,6 +389,9 @@ pub fn inspect_recording(
                 "{name}: truncated: {why}; inspected what was readable"
             ));
         }
+        for d in &report.damage {
+            warnings.push(format!("{name}: damaged: {d}"));
+        }
         containers.push((name, size, report));
     }
     let container = |name: &str| {
@@ -385,6 +436,7 @@ pub fn inspect_recording(
                     has_duration: report.has_duration,
                     has_cues: report.has_cues,
                     truncated: report.truncated.clone(),
+                    damage: report.damage.clone(),
                     duration_ms: report.duration_ms(),
                     tracks: report.tracks.clone(),
                 });

@@ -105,6 +105,8 @@ pub struct RepairOptions {
     pub audio_only: Option<AudioFormat>,
     /// Re-encode every stream (the fallback path), even where packets could be copied.
     pub reencode: bool,
+    /// Any damage is an error (nothing written), instead of copying what is readable.
+    pub strict: bool,
 }
 
 /// Like [`repair`], with every option. `control.progress` is told (streams done, streams)
@@ -130,6 +132,9 @@ pub fn repair_recording(
 ) -> Result<RepairReport> {
     let started = Instant::now();
     let report = inspect_recording(recording, &InspectOptions::default())?;
+    if opts.strict {
+        crate::compose::refuse_damage(&report)?;
+    }
     let timeline = recording.timeline.clone();
     let media = &mut recording.media;
     let span = timeline.span().ok_or_else(|| {
@@ -188,6 +193,7 @@ impl Job<'_> {
             align,
             audio_only,
             reencode,
+            ..
         } = *self.opts;
         let (report, out_dir, control) = (self.report, self.out_dir, self.control);
         let total = timeline.streams.len() as u64;
@@ -231,10 +237,8 @@ impl Job<'_> {
             // for), so the stream goes through the compose pipeline alone, at its own size.
             if audio_only.is_none() && (reencode || joined.is_none()) {
                 let name = file_name(&stream.id, &stream.label, container_ext);
-                let written = reencode_stream(
-                    control.cancel,
+                let written = self.reencode_stream(
                     media,
-                    report,
                     stream,
                     (origin, end),
                     &out_dir.join(name),
@@ -308,83 +312,88 @@ fn file_name(stream_id: &str, label: &str, ext: &str) -> String {
 /// The fallback path: one stream, decoded and encoded again through the compose pipeline at
 /// its own picture size (even), with the compose issue's mute policy for video holes and
 /// continuous audio from the mixer. Used when the packets cannot simply be copied.
-fn reencode_stream(
-    cancel: Option<&std::sync::atomic::AtomicBool>,
-    media: &mut MediaStore,
-    report: &crate::inspect::ArchiveReport,
-    stream: &crate::timeline::Stream,
-    (origin, end): (i64, i64),
-    out_path: &Path,
-    ext: &str,
-) -> Result<RepairedStream> {
-    use crate::compose::plan::{Plan, PlanOptions};
-    use crate::compose::{ExtractedMedia, OutputFormat, Speed, pipeline};
+impl Job<'_> {
+    fn reencode_stream(
+        &self,
+        media: &mut MediaStore,
+        stream: &crate::timeline::Stream,
+        (origin, end): (i64, i64),
+        out_path: &Path,
+        ext: &str,
+    ) -> Result<RepairedStream> {
+        let (report, cancel, strict) = (self.report, self.control.cancel, self.opts.strict);
+        use crate::compose::plan::{Plan, PlanOptions};
+        use crate::compose::{ExtractedMedia, OutputFormat, Speed, pipeline};
 
-    let seg_reports: Vec<&SegmentReport> = stream
-        .segments
-        .iter()
-        .flat_map(|s| &s.sources)
-        .filter_map(|src| report.segment(&src.filename))
-        .collect();
-    let size = seg_reports
-        .iter()
-        .filter_map(|r| r.track(TrackKind::Video))
-        .find_map(|v| Some((v.width?, v.height?)))
-        .unwrap_or((640, 480));
-    let even = |v: u32| (v.max(16) & !1) as i32;
-    let mut alone = crate::timeline::Timeline {
-        streams: vec![stream.clone()],
-        ..Default::default()
-    };
-    alone.warnings.clear();
-    let plan = Plan::new(
-        &alone,
-        |name| report.segment(name),
-        &PlanOptions {
-            width: even(size.0),
-            height: even(size.1),
-            from_ms: Some(origin),
-            to_ms: Some(end),
-            ..PlanOptions::default()
-        },
-    )
-    .ok_or_else(|| Error::InvalidOption(format!("stream {}: nothing to re-encode", stream.id)))?;
-    let files = ExtractedMedia::extract(media, seg_reports.iter().copied())?;
-    let lookup = |name: &str| files.lookup(name);
-    let name_of = |path: &Path| files.name_of(path).map(str::to_owned);
-    let out = AtomicFile::create(out_path)?;
-    pipeline::run(&pipeline::PipelineInput {
-        plan: &plan,
-        media: &lookup,
-        format: if ext == "webm" {
-            OutputFormat::Webm
-        } else {
-            OutputFormat::Mkv
-        },
-        speed: Speed::Balanced,
-        quality: 23,
-        // A repaired file is for editing: a seek point every 2 s.
-        gop_frames: 60,
-        labels: false,
-        name_of: &name_of,
-        work_dir: files.work_dir(),
-        output: out.temp_path(),
-        progress: None,
-        cancel,
-    })?;
-    let output = out.commit()?;
-    Ok(RepairedStream {
-        stream_id: stream.id.clone(),
-        label: stream.label.clone(),
-        output,
-        path: "reencode",
-        segments: stream.segments.len(),
-        start_ms: origin,
-        duration_ms: end - origin,
-        silence_ms: 0,
-        video_packets: 0,
-        audio_packets: 0,
-    })
+        let seg_reports: Vec<&SegmentReport> = stream
+            .segments
+            .iter()
+            .flat_map(|s| &s.sources)
+            .filter_map(|src| report.segment(&src.filename))
+            .collect();
+        let size = seg_reports
+            .iter()
+            .filter_map(|r| r.track(TrackKind::Video))
+            .find_map(|v| Some((v.width?, v.height?)))
+            .unwrap_or((640, 480));
+        let even = |v: u32| (v.max(16) & !1) as i32;
+        let mut alone = crate::timeline::Timeline {
+            streams: vec![stream.clone()],
+            ..Default::default()
+        };
+        alone.warnings.clear();
+        let plan = Plan::new(
+            &alone,
+            |name| report.segment(name),
+            &PlanOptions {
+                width: even(size.0),
+                height: even(size.1),
+                from_ms: Some(origin),
+                to_ms: Some(end),
+                ..PlanOptions::default()
+            },
+        )
+        .ok_or_else(|| {
+            Error::InvalidOption(format!("stream {}: nothing to re-encode", stream.id))
+        })?;
+        let files = ExtractedMedia::extract(media, seg_reports.iter().copied())?;
+        let lookup = |name: &str| files.lookup(name);
+        let name_of = |path: &Path| files.name_of(path).map(str::to_owned);
+        let out = AtomicFile::create(out_path)?;
+        pipeline::run(&pipeline::PipelineInput {
+            plan: &plan,
+            media: &lookup,
+            format: if ext == "webm" {
+                OutputFormat::Webm
+            } else {
+                OutputFormat::Mkv
+            },
+            speed: Speed::Balanced,
+            quality: 23,
+            // A repaired file is for editing: a seek point every 2 s.
+            gop_frames: 60,
+            labels: false,
+            name_of: &name_of,
+            strict,
+            work_dir: files.work_dir(),
+            output: out.temp_path(),
+            progress: None,
+            cancel,
+        })?;
+        let output = out.commit()?;
+        Ok(RepairedStream {
+            stream_id: stream.id.clone(),
+            label: stream.label.clone(),
+            output,
+            path: "reencode",
+            segments: stream.segments.len(),
+            start_ms: origin,
+            duration_ms: end - origin,
+            silence_ms: 0,
+            video_packets: 0,
+            audio_packets: 0,
+        })
+    }
 }
 
 /// The tracks of a stream's joined file, from its segments; `None` when they cannot be
