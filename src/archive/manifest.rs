@@ -74,7 +74,7 @@ impl Manifest {
             if f.stream_id.trim().is_empty() {
                 return Err(format!("files[{i}]: empty streamId"));
             }
-            if let Some(reason) = unsafe_file_name(&f.filename) {
+            if let Some(reason) = crate::source::media::unsafe_plain_name(&f.filename) {
                 return Err(format!("files[{i}]: filename {:?} {reason}", f.filename));
             }
             if f.start_time_offset < 0 {
@@ -94,21 +94,6 @@ impl Manifest {
             }
         }
         Ok(())
-    }
-}
-
-/// Why a manifest file name is not a plain name at the archive root, if it is not.
-fn unsafe_file_name(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("is empty")
-    } else if name.contains(['/', '\\']) {
-        Some("contains a path separator")
-    } else if name == "." || name == ".." {
-        Some("is not a file name")
-    } else if name.contains('\0') {
-        Some("contains a NUL byte")
-    } else {
-        None
     }
 }
 
