@@ -49,11 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         reports.push(report);
     }
     if args.json {
-        let text = match reports.as_slice() {
-            [one] => serde_json::to_string_pretty(one)?,
-            all => serde_json::to_string_pretty(all)?,
-        };
-        println!("{text}");
+        super::print_json(&reports)?;
     } else {
         for report in &reports {
             print!("{}", inspect::table::render(report));

@@ -28,3 +28,14 @@ pub fn with_key(path: &Path, key: &str) -> PathBuf {
     };
     path.with_file_name(name)
 }
+
+/// Prints the reports as JSON on stdout: the one report, or an array when an input held
+/// several recordings.
+pub fn print_json<T: serde::Serialize>(reports: &[T]) -> anyhow::Result<()> {
+    let text = match reports {
+        [one] => serde_json::to_string_pretty(one)?,
+        all => serde_json::to_string_pretty(all)?,
+    };
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! The input side: one demuxer per kind of media of each file, decoders, scaling to the
+//! tile, into the compositor and the mixer.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::*;
+
+/// Where one segment file's decoded media goes.
+pub(super) struct SegmentBranch {
+    /// Compositor pad, codec, and the label to draw (with `--labels`).
+    pub(super) video: Option<VideoTarget>,
+    pub(super) audio: Option<gst::Pad>,
+    /// Container time (ns) where the output starts (> 0 only with `--from` inside the file).
+    pub(super) start_ns: i64,
+    /// Container time (ns) from which buffers fall after the output's end.
+    pub(super) end_ns: i64,
+    /// The decoders' `max-errors`: -1 conceals every damaged frame, 0 fails on the first.
+    pub(super) max_errors: i32,
+}
+
+/// The part of a file's own time that falls inside the output, and how its branch treats
+/// damage.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start_ns: i64,
+    end_ns: i64,
+    max_errors: i32,
+}
+
+/// One `filesrc ! matroskademux` per kind of media of the segment, with the decoder branch
+/// linked as the demuxer's pad appears and every other pad to a fakesink.
+///
+/// Audio and video are demuxed separately so that neither waits for the other: in a long
+/// video mute (10 s in a real Chrome capture) the compositor waits for the next video frame
+/// while the audio goes on; with one demuxer, its thread would block on full audio queues
+/// before reaching that frame, and the pipeline would deadlock. Reading the file twice costs
+/// little; each track is still decoded once.
+pub(super) fn add_segment(
+    pipeline: &gst::Pipeline,
+    path: &Path,
+    branch: SegmentBranch,
+) -> Result<()> {
+    let window = Window {
+        start_ns: branch.start_ns,
+        end_ns: branch.end_ns,
+        max_errors: branch.max_errors,
+    };
+    if let Some(video) = branch.video {
+        add_demuxer(pipeline, path, Target::Video(video), window)?;
+    }
+    if let Some(audio) = branch.audio {
+        add_demuxer(pipeline, path, Target::Audio(audio), window)?;
+    }
+    Ok(())
+}
+
+/// Where a segment's decoded video goes.
+pub(super) struct VideoTarget {
+    /// The compositor pad.
+    pub(super) pad: gst::Pad,
+    pub(super) codec: Codec,
+    /// The label to draw, with `--labels`.
+    pub(super) label: Option<String>,
+    /// The stream's tile over output time, and where the file's time 0 sits in it.
+    pub(super) tiles: Vec<(i64, Option<Tile>)>,
+    pub(super) offset_ms: i64,
+}
+
+enum Target {
+    Video(VideoTarget),
+    Audio(gst::Pad),
+}
+
+fn add_demuxer(
+    pipeline: &gst::Pipeline,
+    path: &Path,
+    target: Target,
+    window: Window,
+) -> Result<()> {
+    let src = make("filesrc")?;
+    src.set_property("location", path.to_string_lossy().to_string());
+    let demux = make("matroskademux")?;
+    link_chain(pipeline, &[src, demux.clone()])?;
+
+    let pipeline_weak = pipeline.downgrade();
+    let target = Arc::new(Mutex::new(Some(target)));
+    let pending = target.clone();
+    demux.connect_pad_added(move |demux, pad| {
+        let Some(pipeline) = pipeline_weak.upgrade() else {
+            return;
+        };
+        let is_video = pad.name().starts_with("video");
+        let Ok(mut t) = target.lock() else { return };
+        let wanted = match &*t {
+            Some(Target::Video(_)) => is_video,
+            Some(Target::Audio(_)) => !is_video,
+            None => false,
+        };
+        let result = match (wanted, t.take()) {
+            (true, Some(Target::Video(video))) => link_video(&pipeline, pad, video, window),
+            (true, Some(Target::Audio(to))) => link_audio(&pipeline, pad, &to, window),
+            (_, other) => {
+                *t = other;
+                link_fakesink(&pipeline, pad)
+            }
+        };
+        if let Err(e) = result {
+            gst::element_error!(
+                demux,
+                gst::StreamError::Failed,
+                ("cannot decode {}: {}", pad.name(), e)
+            );
+        }
+    });
+    // A track the inspection saw but the demuxer did not expose: end its pad, or the
+    // aggregator would wait for it forever.
+    demux.connect_no_more_pads(move |_| {
+        let Ok(mut t) = pending.lock() else { return };
+        match t.take() {
+            Some(Target::Video(VideoTarget { pad, .. }) | Target::Audio(pad)) => {
+                pad.send_event(gst::event::Eos::new());
+            }
+            None => {}
+        }
+    });
+    Ok(())
+}
+
+fn link_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
+    let sink = make("fakesink")?;
+    sink.set_property("sync", false);
+    pipeline.add(&sink).map_err(|e| gst_err("building", e))?;
+    sink.sync_state_with_parent()
+        .map_err(|e| gst_err("starting", e))?;
+    let sink_pad = sink
+        .static_pad("sink")
+        .ok_or_else(|| gst_err("linking", "fakesink"))?;
+    pad.link(&sink_pad).map_err(|e| gst_err("linking", e))?;
+    Ok(())
+}
+
+/// Adds `chain` while running, links `from` into its head and its tail into `to`.
+fn attach(
+    pipeline: &gst::Pipeline,
+    from: &gst::Pad,
+    chain: &[gst::Element],
+    to: &gst::Pad,
+    window: Window,
+) -> Result<()> {
+    pipeline
+        .add_many(chain)
+        .map_err(|e| gst_err("building", e))?;
+    gst::Element::link_many(chain).map_err(|e| gst_err("linking", e))?;
+    let head = chain[0]
+        .static_pad("sink")
+        .ok_or_else(|| gst_err("linking", "no sink pad"))?;
+    let tail = chain[chain.len() - 1]
+        .static_pad("src")
+        .ok_or_else(|| gst_err("linking", "no src pad"))?;
+    // Drop what falls outside the output: after its end (a file may run past its
+    // stopTimeOffset), or wholly before its start (with --from; negative running times
+    // would stall the aggregators). A buffer straddling the start is clipped by them.
+    tail.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buffer) = info.buffer()
+            && let Some(pts) = buffer.pts()
+        {
+            let pts = pts.nseconds() as i64;
+            let end = pts + buffer.duration().map_or(0, |d| d.nseconds() as i64);
+            if pts >= window.end_ns || (window.start_ns > 0 && end <= window.start_ns) {
+                return gst::PadProbeReturn::Drop;
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    tail.link(to)
+        .map_err(|e| gst_err("linking into the mixer", e))?;
+    for e in chain {
+        e.sync_state_with_parent()
+            .map_err(|e| gst_err("starting", e))?;
+    }
+    from.link(&head)
+        .map_err(|e| gst_err("linking demuxer", e))?;
+    Ok(())
+}
+
+/// queue ! decoder [! textoverlay] ! videoscale ! capsfilter, into the compositor.
+///
+/// The picture is scaled here, in the branch's own thread, to its tile's size (letterboxed,
+/// keeping its aspect ratio, also across resolution changes), so that the compositor's
+/// single aggregating thread only blends. When the layout changes, the capsfilter is given
+/// the new tile size as the first buffer of the new layout passes: the change travels with
+/// the data, in order.
+fn link_video(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    video: VideoTarget,
+    window: Window,
+) -> Result<()> {
+    let mut chain = vec![queue(Duration::from_secs(2))?];
+    match video.codec {
+        Codec::Vp8 => chain.push(decoder("vp8dec", window)?),
+        Codec::Vp9 => chain.push(decoder("vp9dec", window)?),
+        Codec::H264 => {
+            chain.push(make("h264parse")?);
+            chain.push(decoder("avdec_h264", window)?);
+        }
+        Codec::Opus => return Err(gst_err("video branch", "opus is not a video codec")),
+    }
+    if let Some(label) = &video.label {
+        let text = make("textoverlay")?;
+        text.set_property("text", label);
+        text.set_property_from_str("valignment", "bottom");
+        text.set_property_from_str("halignment", "left");
+        text.set_property("font-desc", "Sans 20");
+        chain.push(text);
+    }
+    let scale = make("videoscale")?;
+    scale.set_property("add-borders", true);
+    scale.set_property_from_str("method", "bilinear");
+    let tiles = video.tiles.clone();
+    let size_of = move |t: i64| -> (i32, i32) {
+        let tile = tiles
+            .iter()
+            .take_while(|(at, _)| *at <= t)
+            .filter_map(|(_, tile)| *tile)
+            .last()
+            .or_else(|| tiles.iter().find_map(|(_, tile)| *tile));
+        tile.map_or((16, 16), |t| (t.rect.w.max(2), t.rect.h.max(2)))
+    };
+    let first = size_of(video.offset_ms.max(0));
+    let filter = caps_filter(tile_caps(first))?;
+    let head = scale
+        .static_pad("sink")
+        .ok_or_else(|| gst_err("building", "videoscale has no sink pad"))?;
+    chain.push(scale);
+    chain.push(filter.clone());
+    let current = Mutex::new(first);
+    let tiles_offset = video.offset_ms;
+    let filter_weak = filter.downgrade();
+    head.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let t = pts.mseconds() as i64 + tiles_offset;
+        let size = size_of(t);
+        if let (Ok(mut cur), Some(filter)) = (current.lock(), filter_weak.upgrade())
+            && *cur != size
+        {
+            filter.set_property("caps", tile_caps(size));
+            *cur = size;
+        }
+        gst::PadProbeReturn::Ok
+    });
+    attach(pipeline, pad, &chain, &video.pad, window)
+}
+
+fn tile_caps((width, height): (i32, i32)) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("width", width)
+        .field("height", height)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+/// A decoder that conceals damaged frames (drops them: the picture holds, the sound is
+/// silent there) or fails on the first, as the window says.
+fn decoder(factory: &str, window: Window) -> Result<gst::Element> {
+    let dec = make(factory)?;
+    if dec.has_property("max-errors") {
+        dec.set_property("max-errors", window.max_errors);
+    }
+    Ok(dec)
+}
+
+fn link_audio(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    target: &gst::Pad,
+    window: Window,
+) -> Result<()> {
+    // opusparse: browsers declare Opus at 44.1 kHz in the container, which opusdec refuses;
+    // the parser takes the rate from the stream itself.
+    let chain = vec![
+        queue(Duration::from_secs(2))?,
+        make("opusparse")?,
+        decoder("opusdec", window)?,
+        make("audioconvert")?,
+        make("audioresample")?,
+    ];
+    attach(pipeline, pad, &chain, target, window)
+}

@@ -1,0 +1,196 @@
+//! The output side: compositor, audio mixer and limiter, encoders into the muxer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::*;
+
+/// compositor ! capsfilter ! queue ! encoder [! parser] ! muxer
+pub(super) fn build_video_out(
+    pipeline: &gst::Pipeline,
+    plan: &Plan,
+    input: &PipelineInput<'_>,
+    mux: &gst::Element,
+    frame_counter: &Arc<AtomicU64>,
+) -> Result<gst::Element> {
+    let comp = make("compositor")?;
+    comp.set_property_from_str("background", "black");
+    comp.set_property("max-threads", 2u32);
+    let caps = caps_filter(i420_caps(plan.width, plan.height, plan.fps))?;
+    let q = queue(Duration::from_secs(1))?;
+    let mut chain = vec![comp.clone(), caps, q];
+    match input.format {
+        OutputFormat::Mp4 | OutputFormat::Mkv => {
+            let enc = make("x264enc")?;
+            enc.set_property_from_str("speed-preset", input.speed.x264_preset());
+            enc.set_property_from_str("pass", "qual");
+            enc.set_property("quantizer", input.quality);
+            enc.set_property("key-int-max", input.gop_frames.max(1));
+            // No B-frames: with them, mp4mux writes an edit list that GStreamer's own
+            // qtdemux reads two frames later than ffmpeg does; without, every player agrees.
+            enc.set_property("bframes", 0u32);
+            chain.push(enc);
+            chain.push(caps_filter(
+                gst::Caps::builder("video/x-h264")
+                    .field("profile", "high")
+                    .build(),
+            )?);
+        }
+        OutputFormat::Webm => {
+            let enc = make("vp8enc")?;
+            enc.set_property("deadline", 1i64);
+            enc.set_property("cpu-used", input.speed.vp8_cpu_used());
+            enc.set_property("threads", 2i32);
+            enc.set_property_from_str("end-usage", "cq");
+            enc.set_property("cq-level", (input.quality as i32 / 2 + 4).clamp(4, 63));
+            enc.set_property("target-bitrate", 4_000_000i32);
+            enc.set_property("keyframe-max-dist", input.gop_frames.max(1) as i32);
+            chain.push(enc);
+        }
+        _ => unreachable_format()?,
+    }
+    link_chain(pipeline, &chain)?;
+    let last = chain
+        .last()
+        .ok_or_else(|| gst_err("building", "empty chain"))?;
+    last.link(mux)
+        .map_err(|e| gst_err("linking video to muxer", e))?;
+    if let Some(src) = comp.static_pad("src") {
+        let counter = frame_counter.clone();
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
+    Ok(comp)
+}
+
+fn unreachable_format() -> Result<()> {
+    Err(Error::Gstreamer(
+        "internal: video chain for an audio-only format".into(),
+    ))
+}
+
+/// audiomixer ! capsfilter (limited in a probe) ! audioconvert ! queue ! encoder ! muxer
+pub(super) fn build_audio_out(
+    pipeline: &gst::Pipeline,
+    _plan: &Plan,
+    input: &PipelineInput<'_>,
+    mux: &gst::Element,
+) -> Result<gst::Element> {
+    let mixer = make("audiomixer")?;
+    // Resync at once to a buffer's timestamp after a gap: sound after a mute is heard
+    // where it was recorded.
+    mixer.set_property("discont-wait", 0u64);
+    let caps = caps_filter(mixed_audio_caps())?;
+    // The sum of streams is not attenuated by 1/N (a lone speaker is as loud as in the
+    // source); a look-ahead true-peak limiter keeps loud sums under the ceiling.
+    limit(&caps)?;
+    let convert = make("audioconvert")?;
+    let q = queue(Duration::from_secs(1))?;
+    let mut chain = vec![mixer.clone(), caps, convert, q];
+    match input.format {
+        OutputFormat::Mp4 | OutputFormat::M4a => {
+            let enc = make("avenc_aac")?;
+            enc.set_property("bitrate", 128_000i32);
+            hide_aac_priming(&enc)?;
+            chain.push(enc);
+        }
+        OutputFormat::Webm | OutputFormat::Mkv | OutputFormat::Opus => {
+            let enc = make("opusenc")?;
+            enc.set_property("bitrate", 128_000i32);
+            chain.push(enc);
+        }
+    }
+    link_chain(pipeline, &chain)?;
+    let last = chain
+        .last()
+        .ok_or_else(|| gst_err("building", "empty chain"))?;
+    last.link(mux)
+        .map_err(|e| gst_err("linking audio to muxer", e))?;
+    Ok(mixer)
+}
+
+/// Runs the mix through a [`Limiter`] on `element`'s source pad (F32 interleaved stereo).
+/// The limiter delays the sound by its look-ahead; the first buffer loses that much from
+/// its start and every later one is stamped that much earlier, so each sound stays where
+/// it was recorded.
+fn limit(element: &gst::Element) -> Result<()> {
+    let pad = element
+        .static_pad("src")
+        .ok_or_else(|| gst_err("building", "capsfilter without a source pad"))?;
+    let limiter = Mutex::new((Limiter::new(2), true));
+    let delay_ns = LOOKAHEAD_FRAMES as u64 * 1_000_000_000 / 48_000;
+    let frame_bytes = 2 * std::mem::size_of::<f32>();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Ok(mut state) = limiter.lock() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let (limiter, first) = &mut *state;
+        let buffer = buffer.make_mut();
+        if let Ok(mut map) = buffer.map_writable() {
+            let bytes = map.as_mut_slice();
+            let usable = bytes.len() - bytes.len() % frame_bytes;
+            let mut samples: Vec<f32> = bytes[..usable]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            limiter.process(&mut samples);
+            for (out, v) in bytes[..usable].chunks_exact_mut(4).zip(&samples) {
+                out.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        buffer.unset_flags(gst::BufferFlags::GAP);
+        if *first {
+            *first = false;
+            let drop = (LOOKAHEAD_FRAMES * frame_bytes).min(buffer.size());
+            let size = buffer.size();
+            let _ = buffer.resize(drop..size);
+            if let Some(d) = buffer.duration() {
+                buffer.set_duration(d.saturating_sub(gst::ClockTime::from_nseconds(delay_ns)));
+            }
+        } else if let Some(pts) = buffer.pts() {
+            buffer.set_pts(pts.saturating_sub(gst::ClockTime::from_nseconds(delay_ns)));
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+/// avenc_aac delays its output by exactly one frame (1024 samples of priming), and mp4mux
+/// writes no edit list to hide it: every sound would come 21.3 ms late. Dropping the first
+/// frame (priming only) and moving the rest back by 1024 samples puts each sound where it
+/// was recorded.
+const AAC_PRIMING_NS: u64 = 1024 * 1_000_000_000 / 48_000;
+
+fn hide_aac_priming(enc: &gst::Element) -> Result<()> {
+    let src = enc
+        .static_pad("src")
+        .ok_or_else(|| gst_err("building", "encoder has no src pad"))?;
+    let first = AtomicBool::new(true);
+    src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if first.swap(false, Ordering::Relaxed) {
+            return gst::PadProbeReturn::Drop;
+        }
+        if let Some(buffer) = info.buffer_mut() {
+            let buffer = buffer.make_mut();
+            let back = |t: Option<gst::ClockTime>| {
+                t.map(|t| {
+                    gst::ClockTime::from_nseconds(t.nseconds().saturating_sub(AAC_PRIMING_NS))
+                })
+            };
+            let (pts, dts) = (back(buffer.pts()), back(buffer.dts()));
+            buffer.set_pts(pts);
+            buffer.set_dts(dts);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
