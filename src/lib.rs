@@ -26,6 +26,7 @@ pub mod layout;
 pub mod output;
 pub mod repair;
 pub mod sample;
+pub mod service;
 pub mod source;
 pub mod timeline;
 pub mod workdir;

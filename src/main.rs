@@ -125,6 +125,39 @@ enum Command {
     ///   mosaic sample call.zip --spec my-call.json
     #[command(verbatim_doc_comment, after_long_help = EXIT_CODES)]
     Sample(cli::sample::Args),
+    /// Run the webhook service: signed intake, a durable queue, workers, delivery.
+    ///
+    /// Platforms POST their "recording ready" webhooks here; each verified event becomes
+    /// one job in the queue (SQLite in data_dir, or PostgreSQL shared by many workers); a
+    /// worker fetches the recording, composes (and/or repairs) it, writes the outputs to
+    /// the output store and POSTs a signed notification to every [[notify]] URL.
+    ///
+    /// Endpoints:
+    ///   POST /v1/hooks/opentok      archive status callbacks (Bearer JWT, HS256)
+    ///   POST /v1/hooks/liveswitch   webhooks signed with X-ApplicationSignature
+    ///   POST /v1/hooks/enablex      notifications (?token= or X-Mosaic-Token)
+    ///   POST /v1/jobs               a direct job {"url": ...} (Bearer api_token)
+    ///   GET  /v1/jobs/{id}          state, progress, attempts, error, outputs
+    ///   GET  /                      the jobs page (?token=api_token)
+    ///   GET  /healthz, /metrics
+    ///
+    /// SIGTERM or Ctrl-C: stop taking jobs, give running ones back to the queue, exit 0.
+    ///
+    /// Examples:
+    ///   mosaic serve --config mosaic.toml
+    ///   MOSAIC_OPENTOK_SECRET=... mosaic serve -c /etc/mosaic.toml
+    #[command(verbatim_doc_comment)]
+    Serve(cli::serve::Args),
+    /// Run workers only (no HTTP): more processing for a service's queue.
+    ///
+    /// With queue = "postgres://…", any number of workers on any number of machines
+    /// share the jobs; each is taken by one worker at a time under a lease that a dead
+    /// worker's job loses within lease_secs.
+    ///
+    /// Examples:
+    ///   mosaic worker --config mosaic.toml
+    #[command(verbatim_doc_comment)]
+    Worker(cli::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -135,6 +168,8 @@ fn main() -> ExitCode {
         Command::Repair(args) => cli::repair::run(args),
         Command::Batch(args) => cli::batch::run(args),
         Command::Sample(args) => cli::sample::run(args),
+        Command::Serve(args) => cli::serve::run(args, cli::serve::Role::Serve),
+        Command::Worker(args) => cli::serve::run(args, cli::serve::Role::Worker),
     };
     // Whatever the run leaves in its work folder (nothing, unless it was stopped) goes.
     mosaic::workdir::finish();

@@ -120,7 +120,8 @@ impl Default for ComposeOptions {
 }
 
 impl ComposeOptions {
-    fn validate(&self) -> Result<()> {
+    /// Checks every option is in range.
+    pub fn validate(&self) -> Result<()> {
         self.plan.validate()?;
         if self.quality > 51 {
             return Err(Error::InvalidOption(format!(

@@ -1,0 +1,269 @@
+//! Downloads (edge): streamed to disk, never whole in memory; a size limit and the
+//! announced size checked; `http`/`https` only (or a configured store); no loopback, private
+//! or link-local address unless allowed (checked on the resolved address, which the request
+//! is then pinned to, and again on every redirect); connect and read timeouts; retries with
+//! backoff for network errors and 5xx.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use super::backoff::{Backoff, jitter};
+use super::config::FetchConfig;
+use super::job::Fetch;
+
+/// Why a download failed, and whether trying again could help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    pub message: String,
+    pub retry: bool,
+}
+
+impl FetchError {
+    pub fn fatal(message: impl Into<String>) -> FetchError {
+        FetchError {
+            message: message.into(),
+            retry: false,
+        }
+    }
+    pub fn retry(message: impl Into<String>) -> FetchError {
+        FetchError {
+            message: message.into(),
+            retry: true,
+        }
+    }
+}
+
+/// What a download may do.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub limits: FetchConfig,
+    pub allow_private: bool,
+    /// Store URLs inputs may be read from.
+    pub stores: Vec<String>,
+    /// Delay between tries.
+    pub backoff: Backoff,
+}
+
+/// True for an address on the public internet.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // shared address space
+                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80) // link local
+        }
+    }
+}
+
+/// Downloads `f` into `dest`, with the policy's tries. Gives the size.
+pub async fn fetch(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, FetchError> {
+    let partial = dest.with_extension("partial");
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        let got = if f.from.starts_with("http://") || f.from.starts_with("https://") {
+            http_once(f, &partial, policy).await
+        } else {
+            super::store::read_to_file(&f.from, &policy.stores, &partial, policy.limits.max_bytes)
+                .await
+        };
+        match got {
+            Err(e) if e.retry && attempt < policy.limits.tries.max(1) => {
+                let wait = policy.backoff.delay_ms(attempt, jitter());
+                tracing::warn!(url = %redact(&f.from), error = %e, wait_ms = wait, "download failed; trying again");
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            other => break other,
+        }
+    };
+    let size = match result {
+        Ok(size) => size,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(e);
+        }
+    };
+    if let Some(announced) = f.size
+        && announced != size
+    {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(FetchError::fatal(format!(
+            "{} is {size} bytes, but the event announced {announced}",
+            redact(&f.from)
+        )));
+    }
+    tokio::fs::rename(&partial, dest)
+        .await
+        .map_err(|e| FetchError::retry(format!("renaming {}: {e}", dest.display())))?;
+    Ok(size)
+}
+
+/// A URL without its query (pre-signed URLs carry credentials there).
+pub fn redact(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+/// The addresses a URL's host may be fetched from, or why not.
+async fn resolve(url: &url::Url, allow_private: bool) -> Result<Vec<SocketAddr>, FetchError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| FetchError::fatal(format!("{} has no host", redact(url.as_str()))))?;
+    let port = url.port_or_known_default().unwrap_or(443);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| FetchError::retry(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(FetchError::retry(format!("{host} resolves to no address")));
+    }
+    if !allow_private && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
+        return Err(FetchError::fatal(format!(
+            "{host} is a private or loopback address ({}); set allow_private_urls to fetch from it",
+            bad.ip()
+        )));
+    }
+    Ok(addrs)
+}
+
+async fn http_once(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, FetchError> {
+    let limits = &policy.limits;
+    let mut url = url::Url::parse(&f.from)
+        .map_err(|e| FetchError::fatal(format!("{:?} is not a URL: {e}", redact(&f.from))))?;
+    let mut response = None;
+    for _hop in 0..6 {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(FetchError::fatal(format!(
+                "{} is not http or https",
+                redact(url.as_str())
+            )));
+        }
+        let addrs = resolve(&url, policy.allow_private).await?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(limits.connect_timeout_secs))
+            .read_timeout(Duration::from_secs(limits.read_timeout_secs))
+            .resolve_to_addrs(&host, &addrs)
+            .build()
+            .map_err(|e| FetchError::fatal(format!("HTTP client: {e}")))?;
+        let r = client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| FetchError::retry(format!("{}: {e}", redact(url.as_str()))))?;
+        if r.status().is_redirection() {
+            let next = r
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+                .ok_or_else(|| FetchError::fatal("a redirect without a usable Location"))?;
+            url = next;
+            continue;
+        }
+        response = Some(r);
+        break;
+    }
+    let Some(mut r) = response else {
+        return Err(FetchError::fatal("more than 5 redirects"));
+    };
+    let status = r.status();
+    let shown = redact(url.as_str()).to_owned();
+    if !status.is_success() {
+        let code = status.as_u16();
+        return Err(if f.expires && matches!(code, 403 | 404 | 410) {
+            FetchError::fatal(format!(
+                "{shown}: {status}: the download URL has expired or was refused (OpenTok's last \
+                 10 minutes); request a fresh one and post the job again"
+            ))
+        } else if code == 429 || status.is_server_error() {
+            FetchError::retry(format!("{shown}: {status}"))
+        } else {
+            FetchError::fatal(format!("{shown}: {status}"))
+        });
+    }
+    let max = limits.max_bytes.min(f.size.unwrap_or(u64::MAX));
+    if let Some(len) = r.content_length()
+        && len > max
+    {
+        return Err(FetchError::fatal(format!(
+            "{shown} is {len} bytes, over the limit of {max}"
+        )));
+    }
+    let mut out = tokio::fs::File::create(dest)
+        .await
+        .map_err(|e| FetchError::retry(format!("writing {}: {e}", dest.display())))?;
+    let mut total = 0u64;
+    while let Some(chunk) = r
+        .chunk()
+        .await
+        .map_err(|e| FetchError::retry(format!("{shown}: {e}")))?
+    {
+        total += chunk.len() as u64;
+        if total > max {
+            return Err(FetchError::fatal(format!(
+                "{shown} sends more than {max} bytes (the limit or the announced size)"
+            )));
+        }
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| FetchError::retry(format!("writing {}: {e}", dest.display())))?;
+    }
+    out.flush()
+        .await
+        .map_err(|e| FetchError::retry(format!("writing {}: {e}", dest.display())))?;
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:2800:220:1::1"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+        assert_eq!(redact("https://h/a.zip?Signature=s"), "https://h/a.zip");
+    }
+}

@@ -1,0 +1,375 @@
+//! The HTTP side (edge): webhook intake, the jobs API, health, metrics and the jobs page.
+//!
+//! Every hook is verified on its raw body before anything in it is trusted; a job is
+//! answered 202 only once it is stored. Answers: 202 stored (or already stored: the same
+//! job), 200 recorded without work, 400 malformed, 401 bad or missing signature or token,
+//! 413 over the body limit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::intake::{self, Decision, Malformed};
+use super::job::{Fetch, JobSpec, Origin};
+use super::queue::{Kind, NewJob};
+use super::verify::{self, Refused};
+use super::worker::{Shared, now_ms};
+use super::{config::ComposeConfig, config::Product, page};
+
+type AppState = State<Arc<Shared>>;
+
+/// The routes.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let limit = shared.config.body_limit;
+    Router::new()
+        .route("/", get(jobs_page))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/hooks/opentok", post(opentok_hook))
+        .route("/v1/hooks/liveswitch", post(liveswitch_hook))
+        .route("/v1/hooks/enablex", post(enablex_hook))
+        .route("/v1/jobs", post(create_job).get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}/timeline.svg", get(timeline))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn unauthorized(shared: &Shared, source: &str, e: Refused) -> Response {
+    shared.metrics.intake(source, "unauthorized");
+    tracing::warn!(source, reason = %e, "refused");
+    answer(StatusCode::UNAUTHORIZED, json!({"error": e.0}))
+}
+
+fn bad_request(shared: &Shared, source: &str, e: Malformed) -> Response {
+    shared.metrics.intake(source, "malformed");
+    answer(StatusCode::BAD_REQUEST, json!({"error": e.0}))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "queue unavailable");
+    answer(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"error": format!("the queue is unavailable: {e}")}),
+    )
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Stores what a verified hook asks for and answers.
+async fn decide(shared: &Shared, source: &str, decision: Decision, body: &[u8]) -> Response {
+    match decision {
+        Decision::Enqueue { key, spec } => {
+            let job = NewJob {
+                kind: Kind::Process,
+                key: Some(key),
+                source: source.into(),
+                summary: spec.summary.clone(),
+                payload: serde_json::to_string(&spec).unwrap_or_default(),
+                run_at_ms: now_ms(),
+                max_attempts: shared.config.max_attempts,
+                deadline_ms: None,
+                parent: None,
+            };
+            match shared.queue.enqueue(job).await {
+                Ok((id, created)) => {
+                    let result = if created { "accepted" } else { "duplicate" };
+                    shared.metrics.intake(source, result);
+                    tracing::info!(job = %id, source, result, "hook");
+                    answer(
+                        StatusCode::ACCEPTED,
+                        json!({"job": id, "duplicate": !created, "status": format!("/v1/jobs/{id}")}),
+                    )
+                }
+                Err(e) => unavailable(e),
+            }
+        }
+        Decision::Record {
+            kind,
+            events_key,
+            reason,
+        } => {
+            let text = String::from_utf8_lossy(body);
+            let stored = shared
+                .queue
+                .record_event(source, &kind, events_key.as_deref(), &text, now_ms())
+                .await;
+            if let Err(e) = stored {
+                return unavailable(e);
+            }
+            shared.metrics.intake(source, "recorded");
+            answer(StatusCode::OK, json!({"recorded": kind, "note": reason}))
+        }
+    }
+}
+
+async fn opentok_hook(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Response {
+    let cfg = &shared.config.opentok;
+    let now = now_ms();
+    let signed = match verify::opentok(
+        header_str(&headers, "authorization"),
+        &body,
+        cfg.secret.as_deref(),
+        cfg.allow_unsigned,
+        now / 1000,
+    ) {
+        Ok(s) => s,
+        Err(e) => return unauthorized(&shared, "opentok", e),
+    };
+    if let Some(jti) = &signed.jti {
+        match shared
+            .queue
+            .remember_token(jti, signed.remember_until_s * 1000, now)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return unauthorized(
+                    &shared,
+                    "opentok",
+                    Refused(format!("token {jti} was already used (a replay)")),
+                );
+            }
+            Err(e) => return unavailable(e),
+        }
+    }
+    let decision =
+        intake::json_object(&body).and_then(|obj| intake::opentok(&obj, cfg.storage.as_deref()));
+    match decision {
+        Ok(d) => decide(&shared, "opentok", d, &body).await,
+        Err(e) => bad_request(&shared, "opentok", e),
+    }
+}
+
+async fn liveswitch_hook(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Response {
+    // The body is read only for the application id, to pick the secret.
+    let obj = match intake::json_object(&body) {
+        Ok(o) => o,
+        Err(e) => return bad_request(&shared, "liveswitch", e),
+    };
+    let app = intake::liveswitch_application_id(&obj);
+    if let Err(e) = verify::liveswitch(
+        header_str(&headers, "x-applicationsignature"),
+        &body,
+        app.as_deref(),
+        &shared.config.liveswitch.secrets,
+    ) {
+        return unauthorized(&shared, "liveswitch", e);
+    }
+    match intake::liveswitch(&obj) {
+        Ok(d) => decide(&shared, "liveswitch", d, &body).await,
+        Err(e) => bad_request(&shared, "liveswitch", e),
+    }
+}
+
+async fn enablex_hook(
+    State(shared): AppState,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let given = query
+        .get("token")
+        .map(String::as_str)
+        .or_else(|| header_str(&headers, "x-mosaic-token"));
+    if let Err(e) = verify::token(given, shared.config.enablex.token.as_deref()) {
+        return unauthorized(&shared, "enablex", e);
+    }
+    let decision = intake::json_object(&body).and_then(|obj| intake::enablex(&obj, &body));
+    match decision {
+        Ok(d) => decide(&shared, "enablex", d, &body).await,
+        Err(e) => bad_request(&shared, "enablex", e),
+    }
+}
+
+/// The API token from `Authorization: Bearer`, `?token=` or the page's cookie.
+fn api_auth(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<(), Refused> {
+    let bearer = header_str(headers, "authorization").and_then(|h| h.strip_prefix("Bearer "));
+    let cookie = header_str(headers, "cookie").and_then(|c| {
+        c.split(';')
+            .filter_map(|p| p.trim().strip_prefix("mosaic_token="))
+            .next()
+    });
+    let given = bearer.or(query.get("token").map(String::as_str)).or(cookie);
+    verify::token(given, shared.config.api_token.as_deref())
+}
+
+/// A direct request: `{"url": "...", "key"?: "...", "produce"?: [...], "compose"?: {...}}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectJob {
+    /// An archive ZIP: `http(s)://…` or an object-store URL under a configured store.
+    url: String,
+    /// An idempotency key; the same key again gives the same job.
+    key: Option<String>,
+    produce: Option<Vec<Product>>,
+    compose: Option<ComposeConfig>,
+}
+
+async fn create_job(
+    State(shared): AppState,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = api_auth(&shared, &headers, &query) {
+        return unauthorized(&shared, "api", e);
+    }
+    let req: DirectJob = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return bad_request(
+                &shared,
+                "api",
+                Malformed(format!("the body is not a job request: {e}")),
+            );
+        }
+    };
+    if let Some(c) = &req.compose
+        && let Err(e) = c.to_options()
+    {
+        return bad_request(&shared, "api", Malformed(e.to_string()));
+    }
+    let spec = JobSpec {
+        origin: Origin::Api,
+        summary: super::fetch::redact(&req.url).to_owned(),
+        fetch: vec![Fetch {
+            from: req.url.clone(),
+            to: "input.zip".into(),
+            size: None,
+            expires: false,
+        }],
+        pending: Vec::new(),
+        events_key: None,
+        descriptor: None,
+        open: "input.zip".into(),
+        produce: req.produce,
+        compose: req.compose,
+    };
+    let key = req.key.map(|k| format!("api:{k}"));
+    let decision = match key {
+        Some(key) => Decision::Enqueue {
+            key,
+            spec: Box::new(spec),
+        },
+        None => Decision::Enqueue {
+            key: format!("api:{}", uuid::Uuid::new_v4().simple()),
+            spec: Box::new(spec),
+        },
+    };
+    decide(&shared, "api", decision, &body).await
+}
+
+async fn list_jobs(
+    State(shared): AppState,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = api_auth(&shared, &headers, &query) {
+        return unauthorized(&shared, "api", e);
+    }
+    match shared.queue.list(Kind::Process, 200).await {
+        Ok(jobs) => answer(StatusCode::OK, json!({ "jobs": jobs })),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn get_job(
+    State(shared): AppState,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = api_auth(&shared, &headers, &query) {
+        return unauthorized(&shared, "api", e);
+    }
+    match shared.queue.get(&id).await {
+        Ok(Some(job)) => answer(StatusCode::OK, json!(job)),
+        Ok(None) => answer(StatusCode::NOT_FOUND, json!({"error": "no such job"})),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn timeline(
+    State(shared): AppState,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = api_auth(&shared, &headers, &query) {
+        return unauthorized(&shared, "api", e);
+    }
+    match shared.queue.timeline(&id).await {
+        Ok(Some(svg)) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
+        Ok(None) => answer(
+            StatusCode::NOT_FOUND,
+            json!({"error": "no timeline (yet): it is drawn once the input is fetched"}),
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn jobs_page(
+    State(shared): AppState,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = api_auth(&shared, &headers, &query) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{e}: open /?token=<api_token>\n"),
+        )
+            .into_response();
+    }
+    let jobs = match shared.queue.list(Kind::Process, 200).await {
+        Ok(j) => j,
+        Err(e) => return unavailable(e),
+    };
+    let mut response = (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page::render(&jobs, now_ms()),
+    )
+        .into_response();
+    if let Some(token) = query.get("token")
+        && let Ok(v) = format!("mosaic_token={token}; HttpOnly; SameSite=Strict; Path=/").parse()
+    {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+async fn healthz(State(shared): AppState) -> Response {
+    match shared.queue.counts().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn metrics(State(shared): AppState) -> Response {
+    match shared.queue.counts().await {
+        Ok(counts) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            shared.metrics.render(&counts),
+        )
+            .into_response(),
+        Err(e) => unavailable(e),
+    }
+}

@@ -1,0 +1,142 @@
+//! `mosaic serve` and `mosaic worker`: recordings processed from webhooks, unattended.
+//!
+//! The data's path: a platform's webhook → [`http`] (signature checked on the raw body by
+//! [`verify`], the event read by [`intake`]) → a job in the durable [`queue`] (SQLite, or
+//! PostgreSQL for many workers) → a [`worker`] claims it under a lease → [`process`]
+//! fetches the files ([`fetch`], [`store`]), composes or repairs them, delivers the outputs
+//! to the output store → [`notify`] tells every configured endpoint, signed and retried.
+//! [`config`], [`intake`], [`verify`], [`backoff`], [`job`] and [`page`] are pure.
+
+pub mod backoff;
+pub mod config;
+pub mod fetch;
+pub mod http;
+pub mod intake;
+pub mod job;
+pub mod metrics;
+pub mod notify;
+pub mod page;
+pub mod process;
+pub mod queue;
+pub mod store;
+pub mod verify;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use config::Config;
+use queue::SqlQueue;
+use worker::Shared;
+
+/// What can stop the service from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("output store: {0}")]
+    Output(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The queue's database URL for a configuration.
+pub fn queue_url(config: &Config) -> String {
+    if config.queue == "sqlite" {
+        format!(
+            "sqlite://{}?mode=rwc",
+            config.data_dir.join("queue.db").display()
+        )
+    } else {
+        config.queue.clone()
+    }
+}
+
+/// Opens the queue and the output store, ready to work.
+pub async fn connect(config: Config) -> Result<Arc<Shared>, ServiceError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    sweep_work(&config.data_dir.join("work"));
+    let queue = SqlQueue::open(&queue_url(&config), (config.workers as u32 + 8).max(8)).await?;
+    let output = store::Location::parse(&config.output).map_err(ServiceError::Output)?;
+    let mut stores: Vec<String> = config.input_stores.clone();
+    stores.extend(config.opentok.storage.clone());
+    let policy = fetch::Policy {
+        limits: config.fetch.clone(),
+        allow_private: config.allow_private_urls,
+        stores,
+        backoff: backoff::Backoff {
+            base_ms: 500,
+            cap_ms: 10_000,
+        },
+    };
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| ServiceError::Config(format!("HTTP client: {e}")))?;
+    Ok(Arc::new(Shared {
+        queue,
+        output,
+        policy,
+        owner: worker::owner_name(),
+        metrics: metrics::Metrics::default(),
+        http,
+        config,
+    }))
+}
+
+/// Work folders (`<job id>.<pid>`) left by killed processes sharing this data folder:
+/// their jobs will be claimed again (the lease runs out) and start from a clean folder.
+fn sweep_work(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .rsplit_once('.')
+            .and_then(|(_, p)| p.parse::<u32>().ok());
+        if pid.is_none_or(|p| !crate::workdir::alive(p)) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Runs the intake and the workers until SIGTERM/SIGINT, then stops taking work, gives
+/// running jobs back and returns.
+pub async fn serve(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Result<(), ServiceError> {
+    let addr = shared.config.listen.clone();
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServiceError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = listener.local_addr()?;
+    tracing::info!(listen = %local, owner = %shared.owner, "serving");
+    let workers = tokio::spawn(worker::run(shared.clone(), stop.clone()));
+    let mut wait = stop.clone();
+    axum::serve(listener, http::router(shared))
+        .with_graceful_shutdown(async move {
+            let _ = wait.wait_for(|s| *s).await;
+        })
+        .await?;
+    let _ = workers.await;
+    Ok(())
+}
+
+/// Runs workers only, until the stop signal.
+pub async fn work(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Result<(), ServiceError> {
+    tracing::info!(owner = %shared.owner, workers = shared.config.workers, "working");
+    worker::run(shared, stop).await;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Completion notifications: one queue entry per `[[notify]]` target and job outcome (so a
+//! restart loses none), POSTed signed the Standard Webhooks way (`webhook-id`,
+//! `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`)
+//! and retried with exponential backoff (1 s, doubling, capped at 30 min by default) for at
+//! most 24 h, then dead.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::job::NotifySpec;
+use super::process::Failure;
+use super::queue::{JobRow, Kind, NewJob, Outcome};
+use super::worker::{Shared, now_ms, outputs_of};
+
+/// The notification body for a job's outcome (pure).
+pub fn body(job: &JobRow, outcome: &Outcome, now_ms: i64) -> Option<String> {
+    let (kind, error) = match outcome {
+        Outcome::Succeeded { .. } => ("job.succeeded", None),
+        Outcome::Failed { error } | Outcome::Dead { error } => ("job.failed", Some(error)),
+        Outcome::Retry { .. } => return None,
+    };
+    Some(
+        json!({
+            "type": kind,
+            "timestamp": now_ms / 1000,
+            "job": job.id,
+            "source": job.source,
+            "input": job.summary,
+            "outputs": outputs_of(outcome),
+            "error": error,
+        })
+        .to_string(),
+    )
+}
+
+/// Queues one notification per target for a finished job.
+pub async fn enqueue_for(shared: &Shared, job: &JobRow, outcome: &Outcome) {
+    let now = now_ms();
+    let Some(body) = body(job, outcome, now) else {
+        return;
+    };
+    let kind = if matches!(outcome, Outcome::Succeeded { .. }) {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    for (target, n) in shared.config.notify.iter().enumerate() {
+        let message_id = format!("msg_{}_{target}_{kind}", job.id);
+        let spec = NotifySpec {
+            target,
+            url: n.url.clone(),
+            message_id: message_id.clone(),
+            body: body.clone(),
+        };
+        let new = NewJob {
+            kind: Kind::Notify,
+            key: Some(message_id),
+            source: job.source.clone(),
+            summary: format!("{kind} → {}", n.url),
+            payload: serde_json::to_string(&spec).unwrap_or_default(),
+            run_at_ms: now,
+            max_attempts: u32::MAX >> 1,
+            deadline_ms: Some(now + shared.config.notify_retry.max_age_secs as i64 * 1000),
+            parent: Some(job.id.clone()),
+        };
+        if let Err(e) = shared.queue.enqueue(new).await {
+            tracing::error!(error = %e, url = %n.url, "cannot queue the notification");
+        }
+    }
+}
+
+/// Sends one notification; any answer but 2xx is retried.
+pub async fn send(shared: &Shared, job: &JobRow) -> Result<Vec<super::job::Delivered>, Failure> {
+    let spec: NotifySpec = serde_json::from_str(&job.payload)
+        .map_err(|e| Failure::Final(format!("the stored notification is unreadable: {e}")))?;
+    let target = shared
+        .config
+        .notify
+        .get(spec.target)
+        .filter(|t| t.url == spec.url)
+        .ok_or_else(|| Failure::Final(format!("{} is no longer a notify target", spec.url)))?;
+    let hook = standardwebhooks::Webhook::new(&target.secret)
+        .map_err(|e| Failure::Final(format!("notify secret: {e}")))?;
+    let ts = now_ms() / 1000;
+    let signature = hook
+        .sign(&spec.message_id, ts, spec.body.as_bytes())
+        .map_err(|e| Failure::Final(format!("signing: {e}")))?;
+    let response = shared
+        .http
+        .post(&spec.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &spec.message_id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .timeout(Duration::from_secs(30))
+        .body(spec.body.clone())
+        .send()
+        .await
+        .map_err(|e| Failure::Retry(format!("POST {}: {e}", spec.url)))?;
+    let status = response.status();
+    if status.is_success() {
+        tracing::info!(url = %spec.url, status = status.as_u16(), "notified");
+        Ok(Vec::new())
+    } else {
+        Err(Failure::Retry(format!("POST {}: {status}", spec.url)))
+    }
+}

@@ -1,0 +1,135 @@
+//! The jobs page (pure): server-rendered HTML, newest first, refreshing itself while jobs
+//! are queued or running. No script, no front-end build.
+
+use std::fmt::Write;
+
+use super::queue::JobRow;
+
+/// Text made safe inside HTML.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn duration(job: &JobRow, now_ms: i64) -> String {
+    let Some(start) = job.started_ms else {
+        return String::new();
+    };
+    let end = job.finished_ms.unwrap_or(now_ms);
+    let s = (end - start).max(0) / 1000;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// The page for `jobs`.
+pub fn render(jobs: &[JobRow], now_ms: i64) -> String {
+    let busy = jobs
+        .iter()
+        .any(|j| j.state == "queued" || j.state == "running");
+    let mut html = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>mosaic jobs</title>\n",
+    );
+    if busy {
+        html.push_str("<meta http-equiv=\"refresh\" content=\"3\">\n");
+    }
+    html.push_str(
+        "<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}\
+         td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\
+         .failed,.dead{color:#b00}.succeeded{color:#070}.running{color:#05a}\
+         progress{width:8em}</style></head><body>\n<h1>mosaic jobs</h1>\n",
+    );
+    if jobs.is_empty() {
+        html.push_str("<p>No jobs yet.</p>\n</body></html>\n");
+        return html;
+    }
+    html.push_str(
+        "<table><tr><th>created</th><th>source</th><th>input</th><th>state</th>\
+         <th>progress</th><th>time</th><th>attempts</th><th>output</th><th>error</th></tr>\n",
+    );
+    for j in jobs {
+        let created = chrono::DateTime::from_timestamp_millis(j.created_ms)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        let outputs: String = j
+            .outputs
+            .as_ref()
+            .and_then(|o| o.as_array())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|o| o.get("url")?.as_str())
+                    .map(|u| {
+                        let name = u.rsplit('/').next().unwrap_or(u);
+                        format!("<a href=\"{}\">{}</a>", escape(u), escape(name))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            html,
+            "<tr><td>{created}</td><td>{source}</td><td>{input} \
+             <a href=\"/v1/jobs/{id}/timeline.svg\">timeline</a></td>\
+             <td class=\"{state}\">{state}</td><td><progress max=\"100\" value=\"{progress:.0}\"></progress> \
+             {progress:.0}%</td><td>{time}</td><td>{attempts}</td><td>{outputs}</td><td>{error}</td></tr>",
+            source = escape(&j.source),
+            input = escape(&j.summary),
+            id = escape(&j.id),
+            state = escape(&j.state),
+            progress = j.progress,
+            time = duration(j, now_ms),
+            attempts = j.attempts,
+            error = escape(j.last_error.as_deref().unwrap_or("")),
+        );
+    }
+    html.push_str("</table>\n</body></html>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(state: &str, summary: &str) -> JobRow {
+        JobRow {
+            id: "abc".into(),
+            kind: "process".into(),
+            key: None,
+            source: "opentok".into(),
+            summary: summary.into(),
+            state: state.into(),
+            attempts: 1,
+            max_attempts: 5,
+            progress: 42.0,
+            last_error: None,
+            outputs: Some(serde_json::json!([{"url": "file:///o/opentok/a.mp4"}])),
+            created_ms: 1_800_000_000_000,
+            started_ms: Some(1_800_000_000_000),
+            finished_ms: Some(1_800_000_065_000),
+            run_at_ms: 0,
+            deadline_ms: None,
+            parent: None,
+            payload: String::new(),
+        }
+    }
+
+    #[test]
+    fn escapes_and_refreshes_while_busy() {
+        let page = render(&[job("running", "<script>x</script>")], 0);
+        assert!(page.contains("&lt;script&gt;"));
+        assert!(!page.contains("<script>x"));
+        assert!(page.contains("http-equiv=\"refresh\""));
+        assert!(page.contains("1:05"));
+        assert!(page.contains(">a.mp4</a>"));
+        let done = render(&[job("succeeded", "archive")], 0);
+        assert!(!done.contains("refresh"));
+    }
+}
