@@ -36,7 +36,7 @@ pub struct Config {
     pub queue: String,
     /// Where outputs go: `file:///dir`, `s3://bucket/prefix`, `gs://…`, `az://…`.
     pub output: String,
-    /// Jobs at once in this process.
+    /// Jobs at once in this process; 0 makes `mosaic serve` an intake only.
     pub workers: usize,
     pub produce: Vec<Product>,
     /// Bearer token for `/v1/jobs` and the jobs page.
@@ -310,8 +310,8 @@ impl Config {
         if self.output.is_empty() {
             return bad("output: is required (file:///dir, s3://bucket/prefix, …)".into());
         }
-        if self.workers == 0 || self.workers > 64 {
-            return bad(format!("workers: {} is not between 1 and 64", self.workers));
+        if self.workers > 64 {
+            return bad(format!("workers: {} is more than 64", self.workers));
         }
         if self.produce.is_empty() {
             return bad("produce: name compose and/or repair".into());

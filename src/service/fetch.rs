@@ -78,6 +78,27 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// Checks at intake that a URL may be fetched at all: `http`/`https` on a public address
+/// (unless private ones are allowed), or under a configured store.
+pub async fn check_url(from: &str, policy: &Policy) -> Result<(), FetchError> {
+    if from.starts_with("http://") || from.starts_with("https://") {
+        let url = url::Url::parse(from)
+            .map_err(|e| FetchError::fatal(format!("{:?} is not a URL: {e}", redact(from))))?;
+        resolve(&url, policy.allow_private).await.map(|_| ())
+    } else if policy
+        .stores
+        .iter()
+        .any(|s| from.starts_with(&format!("{}/", s.trim_end_matches('/'))))
+    {
+        Ok(())
+    } else {
+        Err(FetchError::fatal(format!(
+            "{:?} is neither http(s) nor under a configured store",
+            redact(from)
+        )))
+    }
+}
+
 /// Downloads `f` into `dest`, with the policy's tries. Gives the size.
 pub async fn fetch(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, FetchError> {
     let partial = dest.with_extension("partial");

@@ -73,6 +73,14 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn decide(shared: &Shared, source: &str, decision: Decision, body: &[u8]) -> Response {
     match decision {
         Decision::Enqueue { key, spec } => {
+            for f in &spec.fetch {
+                match super::fetch::check_url(&f.from, &shared.policy).await {
+                    Err(e) if !e.retry => {
+                        return bad_request(shared, source, Malformed(e.message));
+                    }
+                    _ => {}
+                }
+            }
             let job = NewJob {
                 kind: Kind::Process,
                 key: Some(key),

@@ -136,6 +136,11 @@ pub async fn serve(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Result<(
 
 /// Runs workers only, until the stop signal.
 pub async fn work(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Result<(), ServiceError> {
+    if shared.config.workers == 0 {
+        return Err(ServiceError::Config(
+            "workers: a worker process needs at least 1".into(),
+        ));
+    }
     tracing::info!(owner = %shared.owner, workers = shared.config.workers, "working");
     worker::run(shared, stop).await;
     Ok(())

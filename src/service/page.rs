@@ -117,6 +117,7 @@ mod tests {
             run_at_ms: 0,
             deadline_ms: None,
             parent: None,
+            worker: None,
             payload: String::new(),
         }
     }

@@ -86,6 +86,8 @@ pub struct JobRow {
     pub run_at_ms: i64,
     pub deadline_ms: Option<i64>,
     pub parent: Option<String>,
+    /// The worker that holds (or last held) the job.
+    pub worker: Option<String>,
     #[serde(skip)]
     pub payload: String,
 }
@@ -197,6 +199,7 @@ const SCHEMA: [&str; 4] = [
         created_ms BIGINT NOT NULL,
         started_ms BIGINT,
         finished_ms BIGINT,
+        worker TEXT,
         timeline TEXT
     )",
     "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (kind, state, run_at)",
@@ -212,24 +215,24 @@ const SCHEMA: [&str; 4] = [
 ];
 
 const COLUMNS: &str = "id, kind, key, source, summary, payload, state, attempts, max_attempts, \
-    run_at, deadline, progress, last_error, outputs, parent, created_ms, started_ms, finished_ms";
+    run_at, deadline, progress, last_error, outputs, parent, created_ms, started_ms, finished_ms, worker";
 
 const CLAIM_SQLITE: &str = "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2,
-        attempts = attempts + 1, started_ms = COALESCE(started_ms, $3)
+        attempts = attempts + 1, started_ms = COALESCE(started_ms, $3), worker = $1
     WHERE id = (SELECT id FROM jobs WHERE kind = $4
         AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3))
         ORDER BY run_at, created_ms LIMIT 1)
     RETURNING id, kind, key, source, summary, payload, state, attempts, max_attempts, run_at,
-        deadline, progress, last_error, outputs, parent, created_ms, started_ms, finished_ms";
+        deadline, progress, last_error, outputs, parent, created_ms, started_ms, finished_ms, worker";
 
 const CLAIM_POSTGRES: &str =
     "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2,
-        attempts = attempts + 1, started_ms = COALESCE(started_ms, $3)
+        attempts = attempts + 1, started_ms = COALESCE(started_ms, $3), worker = $1
     WHERE id = (SELECT id FROM jobs WHERE kind = $4
         AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3))
         ORDER BY run_at, created_ms LIMIT 1 FOR UPDATE SKIP LOCKED)
     RETURNING id, kind, key, source, summary, payload, state, attempts, max_attempts, run_at,
-        deadline, progress, last_error, outputs, parent, created_ms, started_ms, finished_ms";
+        deadline, progress, last_error, outputs, parent, created_ms, started_ms, finished_ms, worker";
 
 impl SqlQueue {
     /// Opens (and creates) the queue: `sqlite:<path>` or a `postgres://` URL.
@@ -274,6 +277,7 @@ fn row_to_job(row: &sqlx::any::AnyRow) -> QueueResult<JobRow> {
         created_ms: row.try_get("created_ms")?,
         started_ms: row.try_get("started_ms")?,
         finished_ms: row.try_get("finished_ms")?,
+        worker: row.try_get("worker")?,
     })
 }
 

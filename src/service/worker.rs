@@ -48,9 +48,13 @@ pub fn owner_name() -> String {
     format!("{host}-{}-{}", std::process::id(), &rand[..8])
 }
 
-/// Runs `workers` processing slots and the notification sender until `stop` turns true.
+/// Runs `workers` processing slots and the notification sender until `stop` turns true
+/// (nothing with 0 workers: an intake-only process).
 pub async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let mut tasks = Vec::new();
+    if shared.config.workers == 0 {
+        return;
+    }
     for slot in 0..shared.config.workers {
         let (s, st) = (shared.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {

@@ -1,0 +1,422 @@
+//! A real `mosaic serve` (or `worker`) process on a loopback port, and the real HTTP peers
+//! around it: a file server holding recordings, and a notification receiver that checks
+//! Standard Webhooks signatures. Everything listens on 127.0.0.1 only and stops when
+//! dropped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+pub const OPENTOK_SECRET: &str = "opentok-project-secret";
+pub const LIVESWITCH_APP: &str = "mosaic-sample-app";
+pub const LIVESWITCH_SECRET: &str = "liveswitch-shared-secret";
+pub const ENABLEX_TOKEN: &str = "enablex-token";
+pub const API_TOKEN: &str = "api-token";
+pub const NOTIFY_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Serves the files of a folder at `/files/<name>`, counting requests.
+pub struct FileServer {
+    pub addr: std::net::SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl FileServer {
+    pub async fn start(dir: &Path) -> FileServer {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let state = (dir.to_path_buf(), hits.clone());
+        let app = axum::Router::new()
+            .route(
+                "/files/{name}",
+                get(
+                    |State((dir, hits)): State<(PathBuf, Arc<AtomicUsize>)>,
+                     UrlPath(name): UrlPath<String>| async move {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        match std::fs::read(dir.join(name)) {
+                            Ok(b) => (StatusCode::OK, b),
+                            Err(_) => (StatusCode::NOT_FOUND, Vec::new()),
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/expired/{name}",
+                get(
+                    |State((_, hits)): State<(PathBuf, Arc<AtomicUsize>)>| async move {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        StatusCode::FORBIDDEN
+                    },
+                ),
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FileServer {
+            addr,
+            hits,
+            _task: task,
+        }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("http://{}/files/{name}", self.addr)
+    }
+}
+
+/// One notification as received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub body: Value,
+    pub verified: bool,
+    pub answered: u16,
+}
+
+/// Receives notifications at `/hook`, failing the first `fail_first` with 500.
+pub struct Receiver {
+    pub addr: std::net::SocketAddr,
+    pub got: Arc<Mutex<Vec<Received>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start(fail_first: usize) -> Receiver {
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let state = got.clone();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                post(
+                    move |State(got): State<Arc<Mutex<Vec<Received>>>>,
+                          headers: HeaderMap,
+                          body: Bytes| async move {
+                        let hook = standardwebhooks::Webhook::new(NOTIFY_SECRET).unwrap();
+                        let verified = hook.verify(&body, &headers).is_ok();
+                        let mut got = got.lock().unwrap();
+                        let answered = if got.len() < fail_first { 500 } else { 204 };
+                        got.push(Received {
+                            at: Instant::now(),
+                            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                            verified,
+                            answered,
+                        });
+                        StatusCode::from_u16(answered).unwrap()
+                    },
+                ),
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver {
+            addr,
+            got,
+            _task: task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// The notifications answered with success.
+    pub fn delivered(&self) -> Vec<Received> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.answered < 300)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A folder for one service: its configuration, data, output and storage.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub extra: String,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["data", "out", "storage"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        Setup {
+            dir,
+            extra: String::new(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The configuration: small, fast compositions; short leases and delays.
+    pub fn config(
+        &self,
+        notify_url: Option<&str>,
+        queue: &str,
+        workers: usize,
+        private: bool,
+    ) -> PathBuf {
+        let mut text = format!(
+            r#"listen = "127.0.0.1:0"
+data_dir = "{data}"
+queue = "{queue}"
+output = "file://{out}"
+workers = {workers}
+api_token = "{API_TOKEN}"
+allow_private_urls = {private}
+poll_ms = 100
+lease_secs = 3
+retry_base_ms = 300
+retry_cap_ms = 2000
+{extra}
+[compose]
+size = "640x480"
+speed = "fast"
+[opentok]
+secret = "{OPENTOK_SECRET}"
+storage = "file://{storage}"
+[liveswitch.secrets]
+"{LIVESWITCH_APP}" = "{LIVESWITCH_SECRET}"
+[enablex]
+token = "{ENABLEX_TOKEN}"
+[notify_retry]
+base_ms = 400
+cap_ms = 4000
+max_age_secs = 60
+"#,
+            data = self.path("data").display(),
+            out = self.path("out").display(),
+            storage = self.path("storage").display(),
+            extra = self.extra,
+        );
+        if let Some(url) = notify_url {
+            text.push_str(&format!(
+                "[[notify]]\nurl = \"{url}\"\nsecret = \"{NOTIFY_SECRET}\"\n"
+            ));
+        }
+        let path = self.path("mosaic.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Every file under the output folder, relative.
+    pub fn outputs(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        walk(&self.path("out"), &self.path("out"), &mut found);
+        found.sort();
+        found
+    }
+}
+
+fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(root, &p, found);
+        } else {
+            found.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+        }
+    }
+}
+
+/// A running `mosaic serve` or `mosaic worker`.
+pub struct Service {
+    pub child: Child,
+    /// `http://127.0.0.1:<port>` (serve only).
+    pub base: String,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Service {
+    pub fn start(role: &str, config: &Path) -> Service {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+            .args([role, "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log: Arc<Mutex<String>> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listen=").nth(1)
+                    && let Some(t) = tx.take()
+                {
+                    let _ = t.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                }
+                if line.contains(" working") || line.contains("working owner") {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send(String::new());
+                    }
+                }
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("mosaic {role} did not start:\n{}", log.lock().unwrap()));
+        Service {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        unsafe_kill(self.child.id(), "TERM");
+        self.child.wait().unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An HTTP client for the service's API.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+pub async fn get_json(base: &str, path: &str) -> Value {
+    client()
+        .get(format!("{base}{path}"))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls a job until it reaches a final state (or `timeout`).
+pub async fn wait_final(base: &str, id: &str, timeout: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let job = get_json(base, &format!("/v1/jobs/{id}")).await;
+        let state = job["state"].as_str().unwrap_or("").to_owned();
+        if matches!(state.as_str(), "succeeded" | "failed" | "dead") {
+            return job;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "job {id} still {state} after {timeout:?}: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// Waits until `check` holds.
+pub async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// POSTs an OpenTok callback signed with `secret`, issued at `iat`, with token id `jti`.
+pub async fn post_opentok(
+    base: &str,
+    body: &[u8],
+    secret: &str,
+    iat: i64,
+    jti: &str,
+) -> reqwest::Response {
+    let token = mosaic::service::verify::opentok_token(body, secret, iat, jti);
+    client()
+        .post(format!("{base}/v1/hooks/opentok"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// POSTs a LiveSwitch webhook signed with the application's secret.
+pub async fn post_liveswitch(base: &str, body: &[u8]) -> reqwest::Response {
+    let sig = mosaic::service::verify::liveswitch_signature(body, LIVESWITCH_SECRET);
+    client()
+        .post(format!("{base}/v1/hooks/liveswitch"))
+        .header("X-ApplicationSignature", sig)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// An OpenTok archive status callback.
+pub fn opentok_event(id: &str, status: &str, url: Option<&str>) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": id,
+        "event": "archive",
+        "createdAt": 1_600_000_000_000i64,
+        "duration": 3,
+        "name": "test",
+        "partnerId": 123456,
+        "reason": "",
+        "resolution": "640x480",
+        "sessionId": "2_MX40NzIwMzJ-flR1ZSBPY3Q",
+        "size": 0,
+        "status": status,
+        "url": url,
+    }))
+    .unwrap()
+}
