@@ -269,10 +269,10 @@ impl Service {
                 {
                     let _ = t.send(addr.split_whitespace().next().unwrap_or("").to_owned());
                 }
-                if line.contains(" working") || line.contains("working owner") {
-                    if let Some(t) = tx.take() {
-                        let _ = t.send(String::new());
-                    }
+                if line.contains(" working ")
+                    && let Some(t) = tx.take()
+                {
+                    let _ = t.send(String::new());
                 }
                 sink.lock().unwrap().push_str(&(line + "\n"));
             }
