@@ -173,8 +173,14 @@ pub trait Queue: Send + Sync {
 
 /// The queue on sqlx: SQLite or PostgreSQL.
 pub struct SqlQueue {
+    /// Reads (and, on PostgreSQL, writes).
     pool: AnyPool,
+    /// Writes. SQLite takes one writer at a time: one connection queues this process's
+    /// writes in order instead of letting them collide and sleep in SQLite's busy handler.
+    writer: AnyPool,
     postgres: bool,
+    /// When expired token ids were last dropped.
+    tokens_swept_ms: std::sync::atomic::AtomicI64,
 }
 
 const SCHEMA: [&str; 4] = [
@@ -243,16 +249,27 @@ impl SqlQueue {
             .max_connections(max_connections)
             .connect(url)
             .await?;
-        if !postgres {
+        let writer = if postgres {
+            pool.clone()
+        } else {
             // Readers do not wait for the writer; every commit is on disk before 202.
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
                 .await?;
-        }
+            AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await?
+        };
         for statement in SCHEMA {
-            sqlx::query(statement).execute(&pool).await?;
+            sqlx::query(statement).execute(&writer).await?;
         }
-        Ok(Arc::new(SqlQueue { pool, postgres }))
+        Ok(Arc::new(SqlQueue {
+            pool,
+            writer,
+            postgres,
+            tokens_swept_ms: std::sync::atomic::AtomicI64::new(0),
+        }))
     }
 }
 
@@ -302,7 +319,7 @@ impl Queue for SqlQueue {
             .bind(job.deadline_ms)
             .bind(job.parent.clone())
             .bind(job.run_at_ms)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
             if inserted == 1 {
@@ -310,7 +327,7 @@ impl Queue for SqlQueue {
             }
             let existing: String = sqlx::query("SELECT id FROM jobs WHERE key = $1")
                 .bind(job.key)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.writer)
                 .await?
                 .try_get("id")?;
             Ok((existing, false))
@@ -335,7 +352,7 @@ impl Queue for SqlQueue {
                 .bind(now_ms + lease_ms)
                 .bind(now_ms)
                 .bind(kind.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await?;
             row.as_ref().map(row_to_job).transpose()
         })
@@ -357,7 +374,7 @@ impl Queue for SqlQueue {
             .bind(progress)
             .bind(id)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
             Ok(n == 1)
@@ -396,7 +413,7 @@ impl Queue for SqlQueue {
             .bind(progress)
             .bind(id)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
             Ok(n == 1)
@@ -412,7 +429,7 @@ impl Queue for SqlQueue {
             )
             .bind(id)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
             Ok(())
         })
@@ -472,7 +489,7 @@ impl Queue for SqlQueue {
             .bind(key)
             .bind(body)
             .bind(now_ms)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
             Ok(())
         })
@@ -494,7 +511,7 @@ impl Queue for SqlQueue {
             sqlx::query("UPDATE jobs SET timeline = $1 WHERE id = $2")
                 .bind(svg)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
             Ok(())
         })
@@ -520,16 +537,24 @@ impl Queue for SqlQueue {
         now_ms: i64,
     ) -> BoxFuture<'a, QueueResult<bool>> {
         Box::pin(async move {
-            sqlx::query("DELETE FROM tokens WHERE until_ms < $1")
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await?;
+            // Expired ids go once a minute, not on every call.
+            let last = self
+                .tokens_swept_ms
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if now_ms - last > 60_000 || now_ms < last {
+                self.tokens_swept_ms
+                    .store(now_ms, std::sync::atomic::Ordering::Relaxed);
+                sqlx::query("DELETE FROM tokens WHERE until_ms < $1")
+                    .bind(now_ms)
+                    .execute(&self.writer)
+                    .await?;
+            }
             let n = sqlx::query(
                 "INSERT INTO tokens (jti, until_ms) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
             )
             .bind(jti)
             .bind(until_ms)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
             Ok(n == 1)
