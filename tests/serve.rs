@@ -638,3 +638,49 @@ async fn an_expired_download_url_fails_at_once_with_a_clear_error() {
     );
     assert_eq!(server.hits.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_the_running_job_back_and_a_restart_does_it() {
+    let setup = Setup::new();
+    let files = setup.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    short_archive(&files, "arch-term", 20);
+    let server = FileServer::start(&files).await;
+    let config = setup.config(None, "sqlite", 1, true);
+    let mut svc = Service::start("serve", &config);
+    let body = opentok_event("arch-term", "available", Some(&server.url("arch-term.zip")));
+    let r = post_opentok(&svc.base, &body, OPENTOK_SECRET, now_s(), "term").await;
+    let id = r.json::<Value>().await.unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start = std::time::Instant::now();
+    loop {
+        let job = get_json(&svc.base, &format!("/v1/jobs/{id}")).await;
+        if job["state"] == "running" && job["progress"].as_f64().unwrap() > 10.0 {
+            break;
+        }
+        assert!(job["state"] != "succeeded", "finished before the signal");
+        assert!(start.elapsed() < LONG);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let signalled = std::time::Instant::now();
+    let status = svc.terminate();
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status:?}\n{}", svc.log());
+    assert!(took < Duration::from_secs(3), "stopped in {took:?}");
+    assert!(setup.outputs().is_empty());
+    let work: Vec<_> = std::fs::read_dir(setup.path("data/work"))
+        .unwrap()
+        .collect();
+    assert!(work.is_empty(), "the work folder is removed");
+
+    let svc = Service::start("serve", &config);
+    let job = wait_final(&svc.base, &id, LONG).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(
+        job["attempts"], 1,
+        "a job given back is not counted as an attempt"
+    );
+    assert_eq!(setup.outputs(), vec!["opentok/arch-term.mp4".to_string()]);
+}

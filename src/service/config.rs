@@ -501,6 +501,19 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_every_default() {
+        let example = Config::parse(include_str!("../../docs/mosaic.toml"), Vec::new()).unwrap();
+        let defaults = Config::default();
+        assert_eq!(example.listen, defaults.listen);
+        assert_eq!(example.fetch.max_bytes, defaults.fetch.max_bytes);
+        assert_eq!(example.compose, defaults.compose);
+        assert_eq!(example.lease_secs, defaults.lease_secs);
+        assert_eq!(example.notify_retry.cap_ms, defaults.notify_retry.cap_ms);
+        assert_eq!(example.body_limit, defaults.body_limit);
+        assert_eq!(example.retry_cap_ms, defaults.retry_cap_ms);
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let err =
             |text: &str, e: &[(&str, &str)]| Config::parse(text, env(e)).unwrap_err().to_string();

@@ -111,7 +111,9 @@ pub async fn run(
     let input = work.join(&spec.open);
     let out_dir = work.join("out");
     let t = tracker.clone();
+    let span = tracing::Span::current();
     let (produced, svg) = tokio::task::spawn_blocking(move || {
+        let _job = span.enter(); // the job id on the worker thread's lines too
         produce_all(&input, &out_dir, &produce, format, &opts, &t)
     })
     .await
