@@ -684,3 +684,60 @@ async fn sigterm_gives_the_running_job_back_and_a_restart_does_it() {
     );
     assert_eq!(setup.outputs(), vec!["opentok/arch-term.mp4".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_job_can_repair_and_compose_with_its_own_options() {
+    let setup = Setup::new();
+    let files = setup.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    short_archive(&files, "arch-direct", 3);
+    let server = FileServer::start(&files).await;
+    let svc = Service::start("serve", &setup.config(None, "sqlite", 1, true));
+    let request = json!({
+        "url": server.url("arch-direct.zip"),
+        "key": "direct-1",
+        "produce": ["compose", "repair"],
+        "compose": {"format": "webm", "size": "640x480", "speed": "fast"},
+    });
+    let post = || {
+        client()
+            .post(format!("{}/v1/jobs", svc.base))
+            .bearer_auth(API_TOKEN)
+            .json(&request)
+            .send()
+    };
+    let first: Value = post().await.unwrap().json().await.unwrap();
+    let again: Value = post().await.unwrap().json().await.unwrap();
+    assert_eq!(first["job"], again["job"], "the same key is the same job");
+    assert_eq!(again["duplicate"], true);
+    let id = first["job"].as_str().unwrap();
+    let job = wait_final(&svc.base, id, LONG).await;
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", svc.log());
+    let outputs = setup.outputs();
+    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    assert!(
+        outputs.contains(&"opentok/arch-direct.webm".to_string()),
+        "{outputs:?}"
+    );
+    let repaired: Vec<_> = outputs
+        .iter()
+        .filter(|o| o.starts_with("opentok/arch-direct/"))
+        .collect();
+    assert_eq!(repaired.len(), 2, "one file per stream: {outputs:?}");
+    for o in &repaired {
+        let (codecs, duration) = probe(&setup.path("out").join(o));
+        assert!(codecs.contains(&"vp8".to_string()) && codecs.contains(&"opus".to_string()));
+        assert!(duration > 2.0, "{o}: {duration}");
+    }
+    let (codecs, duration) = probe(&setup.path("out/opentok/arch-direct.webm"));
+    assert_eq!(codecs, vec!["vp8".to_string(), "opus".to_string()]);
+    assert!((duration - 3.0).abs() < 0.1);
+    let bad = client()
+        .post(format!("{}/v1/jobs", svc.base))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({"url": server.url("x.zip"), "compose": {"layout": "spiral"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
