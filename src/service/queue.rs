@@ -550,10 +550,13 @@ impl Queue for SqlQueue {
                     .await?;
             }
             let n = sqlx::query(
-                "INSERT INTO tokens (jti, until_ms) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+                "INSERT INTO tokens (jti, until_ms) VALUES ($1, $2)
+                 ON CONFLICT (jti) DO UPDATE SET until_ms = excluded.until_ms
+                 WHERE tokens.until_ms < $3",
             )
             .bind(jti)
             .bind(until_ms)
+            .bind(now_ms)
             .execute(&self.writer)
             .await?
             .rows_affected();
