@@ -41,13 +41,6 @@ fn run(
     (dir, out, report)
 }
 
-fn near(got: f64, want: f64, tol: f64, what: &str) {
-    assert!(
-        (got - want).abs() <= tol,
-        "{what}: {got:.1} ms, expected {want:.1} ± {tol:.1}"
-    );
-}
-
 fn is_colour(rgb: [f64; 3], want: [u8; 3], what: &str) {
     let d = rgb
         .iter()

@@ -36,13 +36,6 @@ fn file_of(report: &RepairReport, stream: &str) -> PathBuf {
         .clone()
 }
 
-fn near(got: f64, want: f64, tol: f64, what: &str) {
-    assert!(
-        (got - want).abs() <= tol,
-        "{what}: {got:.1} ms, expected {want:.1} ± {tol:.1}"
-    );
-}
-
 /// The container's own facts: Duration and Cues present, audio without gaps, duration.
 fn check_container(path: &Path, duration_ms: f64) {
     check_container_seeking(path, duration_ms, "a");

@@ -98,6 +98,11 @@ pub struct ComposeFlags {
     /// Constant quality, 0 (best) to 51; like x264's CRF.
     #[arg(long, default_value_t = 23)]
     quality: u32,
+    /// Normalise the sound to an integrated loudness in LUFS (EBU R128; -16 for the web,
+    /// -23 for broadcast), its true peak kept under -1 dBTP; off keeps the sound as
+    /// recorded (a look-ahead limiter still keeps loud sums under -1.5 dBTP).
+    #[arg(long, default_value = "off", value_parser = parse_loudness, value_name = "LUFS|off", allow_hyphen_values = true)]
+    loudness: Loudness,
 }
 
 impl ComposeFlags {
@@ -148,6 +153,7 @@ impl ComposeFlags {
             speed: self.speed,
             quality: self.quality,
             strict: false,
+            loudness: self.loudness.0,
         })
     }
 }
@@ -185,6 +191,26 @@ pub fn parse_size(s: &str) -> Result<(i32, i32), String> {
             .map_err(|_| format!("{s:?} is not WIDTHxHEIGHT"))
     };
     Ok((num(w)?, num(h)?))
+}
+
+/// A loudness target, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct Loudness(Option<f64>);
+
+pub fn parse_loudness(s: &str) -> Result<Loudness, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Loudness(None));
+    }
+    let v: f64 = s
+        .trim()
+        .trim_end_matches("LUFS")
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a loudness in LUFS (like -16) or off"))?;
+    if !(-70.0..=-5.0).contains(&v) {
+        return Err(format!("{v} LUFS is outside -70..-5"));
+    }
+    Ok(Loudness(Some(v)))
 }
 
 /// A duration: a number with `s`, `m`, `h` or `d` (seconds without one), to milliseconds.

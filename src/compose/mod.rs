@@ -8,6 +8,7 @@
 //! that looks finished.
 
 pub mod limiter;
+pub mod meter;
 pub mod pipeline;
 pub mod plan;
 
@@ -104,6 +105,9 @@ pub struct ComposeOptions {
     pub quality: u32,
     /// Any damage is an error (nothing written), instead of being skipped and concealed.
     pub strict: bool,
+    /// Normalise the sound to this integrated loudness (LUFS, EBU R128): -16 for the web,
+    /// -23 for broadcast. `None`: the sound stays as recorded.
+    pub loudness: Option<f64>,
 }
 
 impl Default for ComposeOptions {
@@ -115,6 +119,7 @@ impl Default for ComposeOptions {
             speed: Speed::Balanced,
             quality: 23,
             strict: false,
+            loudness: None,
         }
     }
 }
@@ -123,6 +128,13 @@ impl ComposeOptions {
     /// Checks every option is in range.
     pub fn validate(&self) -> Result<()> {
         self.plan.validate()?;
+        if let Some(l) = self.loudness
+            && !(-70.0..=-5.0).contains(&l)
+        {
+            return Err(Error::InvalidOption(format!(
+                "loudness {l} LUFS is outside -70..-5"
+            )));
+        }
         if self.quality > 51 {
             return Err(Error::InvalidOption(format!(
                 "quality {} is outside 0..51",
@@ -155,6 +167,11 @@ pub struct ComposeReport {
     pub height: i32,
     pub fps: u32,
     pub frames: u64,
+    /// The output sound's integrated loudness (LUFS, EBU R128), measured as encoded;
+    /// `None` for silence.
+    pub loudness_lufs: Option<f64>,
+    /// Its highest true peak (dBTP, 4x oversampled); `None` for digital silence.
+    pub true_peak_dbtp: Option<f64>,
     pub streams: usize,
     pub segments: usize,
     pub warnings: Vec<String>,
@@ -315,6 +332,7 @@ pub fn compose_recording(
         // Like ffmpeg's x264 default (250): few key frames, small files.
         gop_frames: opts.plan.fps * 8,
         labels: opts.labels,
+        loudness: opts.loudness,
         name_of: &name_of,
         strict: opts.strict,
         work_dir: media.work_dir(),
@@ -335,6 +353,8 @@ pub fn compose_recording(
         height: plan.height,
         fps: plan.fps,
         frames: outcome.frames,
+        loudness_lufs: outcome.loudness.integrated_lufs,
+        true_peak_dbtp: outcome.loudness.true_peak_dbtp,
         streams: plan.streams.len(),
         segments: plan.streams.iter().map(|s| s.segments.len()).sum(),
         warnings: report

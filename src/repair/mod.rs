@@ -373,6 +373,7 @@ impl Job<'_> {
             // A repaired file is for editing: a seek point every 2 s.
             gop_frames: 60,
             labels: false,
+            loudness: None,
             name_of: &name_of,
             strict,
             work_dir: files.work_dir(),

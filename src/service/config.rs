@@ -134,6 +134,8 @@ pub struct ComposeConfig {
     pub speed: String,
     pub quality: u32,
     pub strict: bool,
+    /// `off`, or an integrated loudness target in LUFS (`-16`).
+    pub loudness: String,
 }
 
 impl Default for ComposeConfig {
@@ -149,6 +151,7 @@ impl Default for ComposeConfig {
             speed: "balanced".into(),
             quality: 23,
             strict: false,
+            loudness: "off".into(),
         }
     }
 }
@@ -205,6 +208,15 @@ impl ComposeConfig {
                 ));
             }
         };
+        let loudness = match self.loudness.trim() {
+            "off" | "" => None,
+            text => Some(text.parse::<f64>().map_err(|_| {
+                bad(
+                    "loudness",
+                    format!("{text:?} is not off or a loudness in LUFS"),
+                )
+            })?),
+        };
         let opts = ComposeOptions {
             plan: PlanOptions {
                 width: w,
@@ -221,6 +233,7 @@ impl ComposeConfig {
             speed,
             quality: self.quality,
             strict: self.strict,
+            loudness,
         };
         opts.validate()
             .map_err(|e| ServiceError::Config(format!("compose: {e}")))?;

@@ -74,6 +74,14 @@ pub fn mutes_spec(container: ContainerKind) -> ArchiveSpec {
     )
 }
 
+/// Asserts a measured time is within `tol` ms of where it belongs.
+pub fn near(got: f64, want: f64, tol: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= tol,
+        "{what}: {got:.1} ms, expected {want:.1} ± {tol:.1}"
+    );
+}
+
 /// Runs ffprobe on `path`: the codec names of its streams, and its duration in seconds.
 pub fn probe(path: &Path) -> (Vec<String>, f64) {
     let out = std::process::Command::new("ffprobe")

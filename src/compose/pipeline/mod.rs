@@ -8,7 +8,7 @@
 //! placeholder per stream: videotestsrc ! textoverlay ! imagefreeze ─┤              │
 //!                       compositor ! capsfilter ! queue ! encoder ─┐     audiotestsrc (silence,
 //!                                                                  │     exact length) ─┤
-//!             audiomixer ! capsfilter ! audiodynamic (limiter) ! audioconvert ! queue ! encoder
+//!   audiomixer ! capsfilter (limiter) [! audioloudnorm at 192 kHz] ! meter ! queue ! encoder
 //!                                                                  └─ muxer ! filesink
 //! ```
 //!
@@ -49,6 +49,8 @@ pub struct PipelineInput<'a> {
     /// Frames between video key frames (seek points).
     pub gop_frames: u32,
     pub labels: bool,
+    /// Normalise the mix to this integrated loudness (LUFS), EBU R128.
+    pub loudness: Option<f64>,
     /// The media file's name for a path of `media` (for messages).
     pub name_of: &'a dyn Fn(&Path) -> Option<String>,
     /// Fail on the first frame that cannot be decoded, instead of concealing it (the tile
@@ -64,8 +66,21 @@ pub struct PipelineInput<'a> {
 /// Facts of a finished run.
 pub struct PipelineOutcome {
     pub frames: u64,
+    /// The mix as encoded: integrated loudness and true peak.
+    pub loudness: super::meter::Loudness,
     /// Files whose video was to show but of which no frame could be decoded.
     pub undecodable: Vec<String>,
+}
+
+/// Registers the elements mosaic carries inside its binary (gst-plugins-rs' audiofx:
+/// `audioloudnorm`), once per process; no system package needed.
+fn register_plugins() -> Result<()> {
+    static REGISTERED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| gstrsaudiofx::plugin_register_static().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| gst_err("registering the audiofx elements", e))
 }
 
 fn gst_err(context: &str, e: impl std::fmt::Display) -> Error {
@@ -136,6 +151,7 @@ impl Layer {
 /// Runs the whole composition and blocks until it has finished (or failed, or was cancelled).
 pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
     gst::init().map_err(|e| gst_err("initialising GStreamer", e))?;
+    register_plugins()?;
     let plan = input.plan;
     let pipeline = gst::Pipeline::new();
     let running = Running(pipeline.clone());
@@ -181,7 +197,8 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
     } else {
         None
     };
-    let mixer = build_audio_out(&pipeline, plan, input, &mux)?;
+    let meter = Arc::new(Mutex::new(super::meter::Meter::new(2, 48_000)));
+    let mixer = build_audio_out(&pipeline, plan, input, &mux, &meter)?;
 
     // Sources: exact-length base layers, placeholders, one branch per segment file.
     let mut layers: Vec<Arc<Layer>> = Vec::new();
@@ -325,8 +342,13 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
         .filter_map(|l| l.file.clone())
         .collect();
     undecodable.dedup();
+    let loudness = meter
+        .lock()
+        .map(|m| m.loudness())
+        .map_err(|_| gst_err("metering", "a meter thread panicked"))?;
     Ok(PipelineOutcome {
         frames: frame_counter.load(Ordering::Relaxed),
+        loudness,
         undecodable,
     })
 }

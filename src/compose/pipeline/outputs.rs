@@ -8,6 +8,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::*;
+use crate::compose::meter::Meter;
 
 /// compositor ! capsfilter ! queue ! encoder [! parser] ! muxer
 pub(super) fn build_video_out(
@@ -53,6 +54,11 @@ pub(super) fn build_video_out(
         }
         _ => unreachable_format()?,
     }
+    if input.loudness.is_some() {
+        // The loudness normaliser holds the sound back 3 s; encoded video waits here for it
+        // (small), instead of raw frames upstream (large), so the muxer can interleave.
+        chain.push(queue(Duration::from_secs(6))?);
+    }
     link_chain(pipeline, &chain)?;
     let last = chain
         .last()
@@ -75,12 +81,14 @@ fn unreachable_format() -> Result<()> {
     ))
 }
 
-/// audiomixer ! capsfilter (limited in a probe) ! audioconvert ! queue ! encoder ! muxer
+/// audiomixer ! capsfilter (limited in a probe) [! loudness normalisation] ! (metered)
+/// audioconvert ! queue ! encoder ! muxer
 pub(super) fn build_audio_out(
     pipeline: &gst::Pipeline,
     _plan: &Plan,
     input: &PipelineInput<'_>,
     mux: &gst::Element,
+    meter: &Arc<Mutex<Meter>>,
 ) -> Result<gst::Element> {
     let mixer = make("audiomixer")?;
     // Resync at once to a buffer's timestamp after a gap: sound after a mute is heard
@@ -90,9 +98,27 @@ pub(super) fn build_audio_out(
     // The sum of streams is not attenuated by 1/N (a lone speaker is as loud as in the
     // source); a look-ahead true-peak limiter keeps loud sums under the ceiling.
     limit(&caps)?;
-    let convert = make("audioconvert")?;
-    let q = queue(Duration::from_secs(1))?;
-    let mut chain = vec![mixer.clone(), caps, convert, q];
+    let mut chain = vec![mixer.clone(), caps.clone()];
+    let mut metered = caps;
+    if let Some(target) = input.loudness {
+        // audioloudnorm works on F64 at 192 kHz (its true-peak detection needs it), with a
+        // 3 s look-ahead; its output keeps each sound's timestamp.
+        let norm = make("audioloudnorm")?;
+        norm.set_property("loudness-target", target);
+        norm.set_property("max-true-peak", LOUDNORM_MAX_TRUE_PEAK);
+        let back = caps_filter(mixed_audio_caps())?;
+        chain.extend([
+            make("audioconvert")?,
+            make("audioresample")?,
+            norm,
+            make("audioresample")?,
+            make("audioconvert")?,
+            back.clone(),
+        ]);
+        metered = back;
+    }
+    measure(&metered, meter)?;
+    chain.extend([make("audioconvert")?, queue(Duration::from_secs(1))?]);
     match input.format {
         OutputFormat::Mp4 | OutputFormat::M4a => {
             let enc = make("avenc_aac")?;
@@ -113,6 +139,33 @@ pub(super) fn build_audio_out(
     last.link(mux)
         .map_err(|e| gst_err("linking audio to muxer", e))?;
     Ok(mixer)
+}
+
+/// The true-peak ceiling given to `audioloudnorm`: under -1 dBTP with room for the encoder.
+const LOUDNORM_MAX_TRUE_PEAK: f64 = -1.5;
+
+/// Feeds the final mix (F32 interleaved stereo at 48 kHz) on `element`'s source pad to the
+/// loudness meter.
+fn measure(element: &gst::Element, meter: &Arc<Mutex<Meter>>) -> Result<()> {
+    let pad = element
+        .static_pad("src")
+        .ok_or_else(|| gst_err("building", "capsfilter without a source pad"))?;
+    let meter = meter.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if let (Ok(map), Ok(mut meter)) = (buffer.map_readable(), meter.lock()) {
+            let samples: Vec<f32> = map
+                .as_slice()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            meter.add(&samples);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// Runs the mix through a [`Limiter`] on `element`'s source pad (F32 interleaved stereo).
