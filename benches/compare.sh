@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Compose speed, measured against the obvious alternative: one ffmpeg filter_complex
 # command that makes the same output from the same archive (2x2 grid at 1280x720/30, x264
-# veryfast at constant quality 23, AAC 128k, the four voices summed without 1/N).
+# veryfast at constant quality 23, AAC 128k, the four voices summed without 1/N). Both
+# encoders get identical x264 settings (the option strings in the outputs are compared):
+# no B-frames and a key frame every 8 s as mosaic writes them, and the VBV cap GStreamer's
+# x264enc always sets, lifted out of reach.
 #
 # Usage: benches/compare.sh [SECONDS] [RUNS]    (defaults: 60 s archive, 3 runs each)
 # Prints wall time, real-time factor, CPU % and peak RSS of each, as medians over the runs.
@@ -36,35 +39,46 @@ ffmpeg_cmd=(ffmpeg -nostdin -v error -y
 [3:v]scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2[v3];\
 [v0][v1][v2][v3]xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0,fps=30,format=yuv420p[v];\
 [0:a][1:a][2:a][3:a]amix=inputs=4:normalize=0,aresample=48000[a]"
-  -map "[v]" -map "[a]" -c:v libx264 -preset veryfast -crf 23 -c:a aac -b:a 128k -ac 2
+  -map "[v]" -map "[a]" -c:v libx264 -preset veryfast -crf 23 -bf 0 -g 240 -keyint_min 24
+  -maxrate 2000000k -bufsize 1228800k -c:a aac -b:a 128k -ac 2
   "$work/ffmpeg.mp4")
 mosaic_cmd=("$mosaic" compose "$work/archive.zip" -o "$work/mosaic.mp4" --size 1280x720 --fps 30 --speed balanced --quality 23)
 
 measure() { # name, command...: prints "wall_s cpu_percent max_rss_kb" per run
   local name=$1; shift
   for _ in $(seq "$runs"); do
-    /usr/bin/time -f "%e %P %M" -o "$work/time.txt" "$@" >/dev/null 2>&1
+    /usr/bin/time -f "%e %P %M %U %S" -o "$work/time.txt" "$@" >/dev/null 2>&1
     echo "$name $(tr -d '%' < "$work/time.txt")"
   done
 }
 
-{ measure mosaic "${mosaic_cmd[@]}"; measure ffmpeg "${ffmpeg_cmd[@]}"; } > "$work/results.txt"
+# Alternating runs (mosaic, ffmpeg, mosaic, ...), so a drift in the machine's speed hits both.
+runs_each=$runs; runs=1
+for _ in $(seq "$runs_each"); do
+  measure mosaic "${mosaic_cmd[@]}"; measure ffmpeg "${ffmpeg_cmd[@]}"
+done > "$work/results.txt"
+opts() { strings "$1" | grep -m1 'x264 - core' | sed 's/.*options: //'; }
+if [ "$(opts "$work/mosaic.mp4")" != "$(opts "$work/ffmpeg.mp4")" ]; then
+  echo "warning: the two x264 option strings differ:" >&2
+  diff <(opts "$work/mosaic.mp4" | tr ' ' '\n') <(opts "$work/ffmpeg.mp4" | tr ' ' '\n') >&2 || true
+fi
 
 python3 - "$seconds" "$work/results.txt" <<'PY'
 import statistics, sys
 seconds = float(sys.argv[1])
 rows = {}
 for line in open(sys.argv[2]):
-    name, wall, cpu, rss = line.split()
-    rows.setdefault(name, []).append((float(wall), float(cpu), int(rss)))
+    name, wall, cpu, rss, user, sys_s = line.split()
+    rows.setdefault(name, []).append((float(wall), float(cpu), int(rss), float(user) + float(sys_s), float(sys_s)))
 print(f"{seconds:.0f} s archive, 4 x 640x480 VP8/Opus -> 1280x720/30 H.264 (veryfast, q23) + AAC 128k; medians of {len(rows['mosaic'])} runs")
-print(f"{'tool':8} {'wall s':>8} {'x real time':>12} {'CPU %':>7} {'peak RSS MB':>12}")
+print(f"{'tool':8} {'wall s':>8} {'x real time':>12} {'CPU %':>7} {'CPU s':>7} {'sys s':>6} {'peak RSS MB':>12}")
 med = {}
 for name in ("mosaic", "ffmpeg"):
     r = rows[name]
     wall = statistics.median(x[0] for x in r)
     med[name] = wall
     print(f"{name:8} {wall:8.2f} {seconds / wall:12.1f} {statistics.median(x[1] for x in r):7.0f} "
+          f"{statistics.median(x[3] for x in r):7.1f} {statistics.median(x[4] for x in r):6.1f} "
           f"{statistics.median(x[2] for x in r) / 1024:12.0f}")
 print(f"mosaic / ffmpeg wall time: {med['mosaic'] / med['ffmpeg']:.2f}")
 PY

@@ -312,6 +312,8 @@ fn process(
             }
         }
     }));
+    // What this recording's pipeline freed goes back before the next one starts.
+    crate::alloc::release_free_memory();
     outcome.wall_ms = started.elapsed().as_millis() as u64;
     match run {
         Ok(Ok(duration)) => {

@@ -15,8 +15,11 @@
 //! - [`batch`]: many inputs, in parallel, isolated, resumable;
 //! - [`sample`]: deterministic test archives encoded with GStreamer (edge);
 //! - [`output`]: files written under a temporary name and renamed only when complete;
-//! - [`workdir`]: each run's temporary folder, and sweeping what killed runs left.
+//! - [`workdir`]: each run's temporary folder, and sweeping what killed runs left;
+//! - [`alloc`]: the allocator tuned for long runs (flat memory over a batch);
+//! - [`service`]: `mosaic serve` and `mosaic worker`, recordings processed from webhooks.
 
+pub mod alloc;
 pub mod archive;
 pub mod batch;
 pub mod compose;

@@ -161,7 +161,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tune_allocator();
+    mosaic::alloc::tune();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => cli::inspect::run(args),
@@ -180,21 +180,6 @@ fn main() -> ExitCode {
             eprintln!("mosaic: {err:#}");
             ExitCode::from(exit_code(&err))
         }
-    }
-}
-
-/// glibc gives every new thread that allocates an arena of its own and keeps freed memory
-/// in it; GStreamer starts new threads for every composition, so a long batch (or the
-/// service) grew by an arena's worth each time (peak RSS 1.48x one compose after 8
-/// archives). Two arenas and trimming freed memory above 128 KiB keep it flat (1.0x),
-/// at no measurable cost in speed (docs/benchmarks.md). Set before any thread starts.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called first thing in main, before
-    // any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
     }
 }
 

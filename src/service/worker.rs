@@ -150,6 +150,7 @@ async fn run_job(shared: &Arc<Shared>, job: JobRow, stop: &mut watch::Receiver<b
             }
         }
     };
+    crate::alloc::release_free_memory();
     let secs = started.elapsed().as_secs_f64();
     let outcome = match result {
         Ok(delivered) => Outcome::Succeeded {

@@ -34,6 +34,9 @@ pub(super) fn build_video_out(
             // No B-frames: with them, mp4mux writes an edit list that GStreamer's own
             // qtdemux reads two frames later than ffmpeg does; without, every player agrees.
             enc.set_property("bframes", 0u32);
+            // x264enc turns its bitrate (default 2 Mbit/s) into a VBV cap even in quality
+            // mode; lift it, so constant quality means what it does in ffmpeg/x264.
+            enc.set_property("bitrate", 2_048_000u32);
             chain.push(enc);
             chain.push(caps_filter(
                 gst::Caps::builder("video/x-h264")
