@@ -1,8 +1,9 @@
-//! Damaged media: bits flipped in the middle of one stream's file. Inspection skips the
-//! damaged region and resumes at the next cluster, naming it; compose exits 0 with the full
-//! duration, the other stream's marks in place and the damaged stream's sound after the
-//! damage in place, the damage in its `--json` warnings; `--strict` refuses it (65, nothing
-//! written).
+//! Damaged media in one stream's file: bits flipped in the middle, the file cut inside a
+//! cluster, a cluster whose size lies (too small, too large), garbage between two clusters.
+//! Inspection skips the damaged region and resumes at the next cluster, naming it; compose
+//! exits 0 with the full duration, the other stream's marks in place and the damaged
+//! stream's sound after the damage in place, the damage in its `--json` warnings;
+//! `--strict` refuses it (65, nothing written).
 
 mod common;
 
@@ -38,8 +39,9 @@ fn compose(zip: &Path, out: &Path, strict: bool) -> std::process::Output {
     cmd.output().unwrap()
 }
 
-#[test]
-fn flipped_bits_in_one_file_are_skipped_and_named() {
+/// The two-stream, 9 s archive every case damages: `a` (marks 1 s, 7 s) stays intact;
+/// `b` (marks 2 s, 8 s) is in two clusters, from 0 s and from 5 s. Gives the unzipped folder.
+fn sample(dir: &Path) -> std::path::PathBuf {
     let spec = archive(
         "damaged",
         ContainerKind::Webm,
@@ -58,42 +60,44 @@ fn flipped_bits_in_one_file_are_skipped_and_named() {
             ),
         ],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("call");
+    let folder = dir.join("call");
     std::fs::create_dir(&folder).unwrap();
-    let zip = write_sample(dir.path(), &spec);
+    let zip = write_sample(dir, &spec);
     let status = Command::new("unzip")
         .args(["-q", zip.to_str().unwrap(), "-d", folder.to_str().unwrap()])
         .status()
         .unwrap();
     assert!(status.success());
-    // 300 flipped bits in the first cluster's middle, well before the next cluster.
+    folder
+}
+
+/// A pseudo-random byte sequence (deterministic).
+fn noise(seed: u64) -> impl Iterator<Item = u64> {
+    let mut x = seed;
+    std::iter::repeat_with(move || {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        x >> 29
+    })
+}
+
+/// Damages `b.webm` with `damage` (given its bytes and its clusters' offsets), then checks
+/// inspection, compose (exit 0, 9 s, `a`'s marks, `b`'s surviving beeps, the warning) and
+/// `--strict` (65, nothing written).
+fn check(damage: impl Fn(&mut Vec<u8>, &[usize]), b_beeps: &[f64], warning: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = sample(dir.path());
     let file = folder.join("b.webm");
     let mut bytes = std::fs::read(&file).unwrap();
     let starts = clusters(&bytes);
-    assert!(starts.len() >= 2, "{starts:?}");
-    let (from, to) = (starts[0] + 3_000, starts[1] - 2_000);
-    assert!(to > from + 1_000, "{starts:?}");
-    let mut x: u64 = 7;
-    for _ in 0..300 {
-        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        let at = from + (x >> 33) as usize % (to - from);
-        bytes[at] ^= 1 << ((x >> 29) % 8);
-    }
+    assert_eq!(starts.len(), 2, "b.webm's clusters: {starts:?}");
+    damage(&mut bytes, &starts);
     std::fs::write(&file, &bytes).unwrap();
 
     let r = mosaic::inspect::inspect_archive(&folder, &Default::default()).unwrap();
     let seg = r.segment("b.webm").unwrap();
-    assert!(seg.truncated.is_none(), "{:?}", seg.truncated);
-    assert!(!seg.damage.is_empty(), "the damage is reported");
-    let audio = seg
-        .tracks
-        .iter()
-        .find(|t| t.kind == mosaic::inspect::TrackKind::Audio)
-        .unwrap();
     assert!(
-        audio.last_ms.unwrap() > 8_500,
-        "read on after the damage: {audio:?}"
+        !seg.damage.is_empty() || seg.truncated.is_some(),
+        "the damage is reported"
     );
 
     let out = dir.path().join("out.mp4");
@@ -106,17 +110,19 @@ fn flipped_bits_in_one_file_are_skipped_and_named() {
     );
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(report["duration_ms"], 9_000);
+    let (_, duration) = probe(&out);
+    assert!((duration - 9.0).abs() < 0.1, "{duration}");
     let warnings = report["warnings"].to_string();
-    assert!(warnings.contains("b.webm: damaged"), "{warnings}");
+    assert!(warnings.contains(warning), "{warnings}");
     let d = decode(&out);
-    // a's marks (left half) untouched; b's beep after the damage in place.
+    // a's marks (left half) untouched; b's beeps that survive, in place.
     let a = d.flashes_at(0.25, 0.5);
     assert_eq!(a.len(), 2, "{a:?}");
     for (got, want) in a.iter().zip([1_000.0, 7_000.0]) {
         assert!((got - want).abs() <= 1000.0 / 30.0, "{a:?}");
     }
     let beeps = d.beeps_ms();
-    for want in [1_000.0, 7_000.0, 8_000.0] {
+    for want in [1_000.0, 7_000.0].iter().chain(b_beeps) {
         assert!(
             beeps.iter().any(|b| (b - want).abs() <= 20.0),
             "beep at {want}: {beeps:?}"
@@ -132,4 +138,79 @@ fn flipped_bits_in_one_file_are_skipped_and_named() {
         "{stderr}"
     );
     assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("out"))
+        .collect();
+    assert!(left.is_empty(), "nothing written: {left:?}");
+}
+
+#[test]
+fn flipped_bits_in_one_file_are_skipped_and_named() {
+    // 300 flipped bits in the first cluster's middle, well before the next cluster: b's
+    // beep at 2 s is in the damage; the one at 8 s is after it.
+    check(
+        |bytes, starts| {
+            let (from, to) = (starts[0] + 3_000, starts[1] - 2_000);
+            assert!(to > from + 1_000, "{starts:?}");
+            for x in noise(7).take(300) {
+                let at = from + (x >> 4) as usize % (to - from);
+                bytes[at] ^= 1 << (x % 8);
+            }
+        },
+        &[8_000.0],
+        "b.webm: damaged",
+    );
+}
+
+#[test]
+fn a_file_cut_inside_a_cluster_keeps_what_came_before() {
+    check(
+        |bytes, starts| {
+            let cut = (starts[1] + bytes.len()) / 2;
+            bytes.truncate(cut);
+        },
+        &[2_000.0],
+        "b.webm: truncated",
+    );
+}
+
+#[test]
+fn a_cluster_whose_size_is_too_small_is_skipped_to_the_next() {
+    // The first cluster says it holds 1000 bytes; it holds 28 kB.
+    check(
+        |bytes, starts| {
+            let size_at = starts[0] + 4;
+            bytes[size_at..size_at + 8].copy_from_slice(&[1, 0, 0, 0, 0, 0, 0x03, 0xE8]);
+        },
+        &[8_000.0],
+        "b.webm: damaged",
+    );
+}
+
+#[test]
+fn a_cluster_whose_size_is_too_large_still_gives_the_next_one() {
+    // The first cluster says it holds 1 MiB, more than the whole file.
+    check(
+        |bytes, starts| {
+            let size_at = starts[0] + 4;
+            bytes[size_at..size_at + 8].copy_from_slice(&[1, 0, 0, 0, 0, 0x10, 0, 0]);
+        },
+        &[2_000.0, 8_000.0],
+        "b.webm: damaged",
+    );
+}
+
+#[test]
+fn garbage_between_two_clusters_is_skipped() {
+    check(
+        |bytes, starts| {
+            let garbage: Vec<u8> = noise(11).take(3_000).map(|x| x as u8).collect();
+            bytes.splice(starts[1]..starts[1], garbage);
+        },
+        &[2_000.0, 8_000.0],
+        "b.webm: damaged",
+    );
 }

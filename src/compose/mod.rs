@@ -180,6 +180,39 @@ pub struct ComposeReport {
     pub realtime_factor: f64,
 }
 
+/// Copies `from` to `to` without the byte ranges `[start, end)` of `skip` (sorted, disjoint).
+pub fn copy_skipping(
+    mut from: impl std::io::Read,
+    to: &mut dyn std::io::Write,
+    skip: &[(u64, u64)],
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut at, mut written) = (0u64, 0u64);
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(written),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let (start, end) = (at, at + n as u64);
+        // Write the parts of [start, end) outside every skipped range.
+        let mut pos = start;
+        for &(a, b) in skip.iter().filter(|(a, b)| *b > start && *a < end) {
+            if a > pos {
+                to.write_all(&buf[(pos - start) as usize..(a - start) as usize])?;
+                written += a - pos;
+            }
+            pos = pos.max(b);
+        }
+        if pos < end {
+            to.write_all(&buf[(pos - start) as usize..n])?;
+            written += end - pos;
+        }
+        at = end;
+    }
+}
+
 /// A recording's media files as paths GStreamer can open: a folder's files where they are,
 /// a ZIP's entries extracted under names of our own into a private folder that is removed
 /// when this is dropped.
@@ -198,7 +231,29 @@ impl ExtractedMedia {
         let dir = crate::workdir::tempdir("compose-")?;
         let mut files = Vec::new();
         for (i, seg) in segments.enumerate() {
+            let damaged: Vec<(u64, u64)> = seg
+                .damage
+                .iter()
+                .map(|d| (d.from_byte, d.to_byte))
+                .collect();
             let path = match media.disk_path(&seg.filename) {
+                Some(path) if damaged.is_empty() => path.to_path_buf(),
+                _ if !damaged.is_empty() => {
+                    // GStreamer's demuxer does not always find the next cluster after damage
+                    // (garbage between clusters ends it); it gets the file without the
+                    // damaged regions, cut where inspection stopped and resumed reading.
+                    let path = dir.path().join(format!("{i}.mkv"));
+                    let mut file = std::fs::File::create(&path).map_err(|source| Error::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let entry = media.open(&seg.filename)?;
+                    copy_skipping(entry, &mut file, &damaged).map_err(|e| Error::DamagedEntry {
+                        name: seg.filename.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    path
+                }
                 Some(path) => path.to_path_buf(),
                 None => {
                     let path = dir.path().join(format!("{i}.mkv"));
@@ -369,4 +424,19 @@ pub fn compose_recording(
         wall_ms: wall.as_millis() as u64,
         realtime_factor: plan.duration_ms() as f64 / 1000.0 / wall.as_secs_f64().max(1e-9),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copies_around_the_skipped_ranges() {
+        let data: Vec<u8> = (0..100).collect();
+        let mut out = Vec::new();
+        let n = super::copy_skipping(&data[..], &mut out, &[(10, 20), (50, 55)]).unwrap();
+        let want: Vec<u8> = (0..10).chain(20..50).chain(55..100).collect();
+        assert_eq!((out, n), (want, 85));
+        let mut all = Vec::new();
+        super::copy_skipping(&data[..], &mut all, &[]).unwrap();
+        assert_eq!(all, data);
+    }
 }
