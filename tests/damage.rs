@@ -3,7 +3,8 @@
 //! Inspection skips the damaged region and resumes at the next cluster, naming it; compose
 //! exits 0 with the full duration, the other stream's marks in place and the damaged
 //! stream's sound after the damage in place, the damage in its `--json` warnings;
-//! `--strict` refuses it (65, nothing written).
+//! `--strict` refuses it (65, nothing written). A stream of which no video frame can be
+//! decoded shows its placeholder, its sound in place, and is warned about.
 
 mod common;
 
@@ -213,4 +214,97 @@ fn garbage_between_two_clusters_is_skipped() {
         &[2_000.0, 8_000.0],
         "b.webm: damaged",
     );
+}
+
+#[test]
+fn a_video_of_which_nothing_can_be_decoded_shows_the_placeholder() {
+    let spec = archive(
+        "undecodable",
+        ContainerKind::Webm,
+        vec![
+            stream(
+                "a",
+                [200, 40, 40],
+                vec![1_000, 7_000],
+                vec![segment(0, 9_000)],
+            ),
+            stream(
+                "b",
+                [40, 40, 200],
+                vec![2_000, 8_000],
+                vec![segment(0, 9_000)],
+            ),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("call");
+    std::fs::create_dir(&folder).unwrap();
+    let zip = write_sample(dir.path(), &spec);
+    let status = Command::new("unzip")
+        .args(["-q", zip.to_str().unwrap(), "-d", folder.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // b again, every video frame's payload replaced: a container that reads, a video that
+    // does not decode, real sound.
+    let b = &spec.streams[1];
+    let mut tracks = mosaic::sample::encode_tracks(&spec, b, &b.segments[0]).unwrap();
+    let (video, ..) = tracks.video.as_mut().unwrap();
+    for p in &mut video.packets {
+        p.data.iter_mut().for_each(|byte| *byte = 0x55);
+    }
+    let bytes = mosaic::sample::mux::write_live_matroska(
+        Vec::new(),
+        tracks.doc_type,
+        tracks.video_track(),
+        tracks.audio_track(),
+        None,
+    )
+    .unwrap();
+    std::fs::write(folder.join("b.webm"), bytes).unwrap();
+
+    let out = dir.path().join("out.mp4");
+    let run = compose(&folder, &out, false);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["duration_ms"], 9_000);
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("b.webm: no frame of its video can be decoded"),
+        "{warnings}"
+    );
+    let d = decode(&out);
+    // b's tile (the right half) is the placeholder: dark blue-grey, not b's blue.
+    let rgb = d.rgb_at(d.frame_at(4_000.0), 0.75, 0.3);
+    let placeholder = [48.0, 48.0, 64.0];
+    let off = rgb
+        .iter()
+        .zip(placeholder)
+        .map(|(a, b): (&f64, f64)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(off < 40.0, "b's tile at 4 s: {rgb:?}, not the placeholder");
+    let a = d.flashes_at(0.25, 0.5);
+    assert_eq!(a.len(), 2, "{a:?}");
+    let beeps = d.beeps_ms();
+    for want in [1_000.0, 2_000.0, 7_000.0, 8_000.0] {
+        assert!(
+            beeps.iter().any(|b| (b - want).abs() <= 20.0),
+            "beep at {want}: {beeps:?}"
+        );
+    }
+
+    std::fs::remove_file(&out).unwrap();
+    let run = compose(&folder, &out, true);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("b.webm") && stderr.contains("decoded"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
 }

@@ -266,8 +266,10 @@ impl Plan {
                 for seg in &stream.segments {
                     for src in &seg.sources {
                         let report = segment(&src.filename);
+                        // A video nothing can decode counts as none: the placeholder shows.
                         let video = report
-                            .and_then(|r| r.tracks.iter().find(|t| t.kind == TrackKind::Video));
+                            .and_then(|r| r.tracks.iter().find(|t| t.kind == TrackKind::Video))
+                            .filter(|v| !v.undecodable());
                         let has_audio = report.is_some_and(|r| {
                             r.tracks
                                 .iter()
@@ -374,6 +376,7 @@ mod tests {
             last_ms: Some(last),
             frames: 10,
             keyframes: 1,
+            decodable_keyframes: 1,
             backwards_timestamps: 0,
             gaps: if kind == TrackKind::Video {
                 gaps.iter()

@@ -383,14 +383,17 @@ fn add_block<'a>(
     };
     let mut time = block_time;
     for frame in frames {
-        let (keyframe, size) = match track.codec {
+        let (keyframe, size, decodable) = match track.codec {
             Codec::Vp8 => {
                 let size = bitstream::vp8_keyframe_dimensions(frame);
-                (container_keyframe || size.is_some(), size)
+                (container_keyframe || size.is_some(), size, size.is_some())
             }
             Codec::H264 => h264_frame_facts(frame, track.nal_length_size, container_keyframe),
-            _ => (container_keyframe, None),
+            _ => (container_keyframe, None, container_keyframe),
         };
+        if decodable {
+            track.scan.decodable_keyframes += 1;
+        }
         let duration = (track.codec == Codec::Opus).then(|| {
             let samples = bitstream::opus_packet_samples(frame).unwrap_or(960);
             i64::from(samples) * 1_000_000_000 / 48_000
@@ -410,21 +413,23 @@ fn add_block<'a>(
 }
 
 /// Key frame (an IDR slice) and picture size (from an in-band SPS) of one H.264 access unit.
+/// (key frame by the container or the bitstream, the picture size an in-band SPS declares,
+/// whether the frame holds an IDR picture).
 fn h264_frame_facts(
     frame: &[u8],
     nal_length_size: usize,
     container_keyframe: bool,
-) -> (bool, Option<Dimensions>) {
-    let mut keyframe = container_keyframe;
+) -> (bool, Option<Dimensions>, bool) {
+    let mut idr = false;
     let mut size = None;
     for nal in bitstream::avc_nal_units(frame, nal_length_size) {
         match bitstream::h264_nal_type(nal) {
-            Some(5) => keyframe = true,
+            Some(5) => idr = true,
             Some(7) => size = size.or_else(|| bitstream::h264_sps_dimensions(nal)),
             _ => {}
         }
     }
-    (keyframe, size)
+    (container_keyframe || idr, size, idr)
 }
 
 /// Reads a TrackEntry; `None` for track types mosaic does not follow (subtitles, …).

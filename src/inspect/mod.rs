@@ -158,6 +158,9 @@ pub struct TrackReport {
     pub last_ms: Option<i64>,
     pub frames: u64,
     pub keyframes: u64,
+    /// Key frames a decoder can start on, by their bitstream (0 with frames: the track
+    /// cannot be decoded at all).
+    pub decodable_keyframes: u64,
     /// Frames whose timestamp went backwards (beyond decode-order reordering).
     #[serde(skip_serializing_if = "is_zero")]
     pub backwards_timestamps: u64,
@@ -174,6 +177,11 @@ pub(crate) fn ns_to_ms(ns: i64) -> i64 {
 }
 
 impl TrackReport {
+    /// A video track with frames, none of them a key frame a decoder could start on.
+    pub fn undecodable(&self) -> bool {
+        self.kind == TrackKind::Video && self.frames > 0 && self.decodable_keyframes == 0
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn from_scan(
         number: u64,
@@ -210,6 +218,7 @@ impl TrackReport {
             last_ms: scan.last().map(ns_to_ms),
             frames: scan.frames,
             keyframes: scan.keyframes,
+            decodable_keyframes: scan.decodable_keyframes,
             backwards_timestamps: scan.backwards,
             gaps: scan
                 .gaps
@@ -281,6 +290,9 @@ impl ArchiveReport {
             .filter_map(|seg| {
                 let mut what: Vec<String> = seg.damage.iter().map(ToString::to_string).collect();
                 what.extend(seg.truncated.iter().map(|t| format!("truncated: {t}")));
+                if seg.tracks.iter().any(TrackReport::undecodable) {
+                    what.push("no frame of its video can be decoded".into());
+                }
                 (!what.is_empty()).then(|| (seg.filename.as_str(), what.join("; ")))
             })
             .collect()
@@ -391,6 +403,14 @@ pub fn inspect_recording(
         }
         for d in &report.damage {
             warnings.push(format!("{name}: damaged: {d}"));
+        }
+        for t in report.tracks.iter().filter(|t| t.undecodable()) {
+            warnings.push(format!(
+                "{name}: no frame of its video can be decoded ({} frames, none a {} key frame a \
+                 decoder can start on); its placeholder shows instead",
+                t.frames,
+                t.codec.as_str()
+            ));
         }
         containers.push((name, size, report));
     }

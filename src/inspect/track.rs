@@ -47,6 +47,9 @@ pub struct TrackScan {
     pub first: Option<i64>,
     pub frames: u64,
     pub keyframes: u64,
+    /// Key frames whose bitstream says so (a VP8 key frame header, an H.264 IDR picture):
+    /// none means no decoder can start on this track.
+    pub decodable_keyframes: u64,
     /// Frames whose time went backwards beyond what the reorder window absorbs.
     pub backwards: u64,
     pub gaps: Vec<GapNs>,
@@ -68,6 +71,7 @@ impl TrackScan {
             first: None,
             frames: 0,
             keyframes: 0,
+            decodable_keyframes: 0,
             backwards: 0,
             gaps: Vec::new(),
             initial_size: header_size,
