@@ -148,6 +148,16 @@ impl Archive {
         Ok(file.take(size))
     }
 
+    /// Where a stored (not compressed, not encrypted) entry's bytes lie in the ZIP file:
+    /// `(offset, length)`, so it can be read in place; `None` for a compressed entry.
+    pub fn stored_range(&mut self, name: &str) -> Option<(u64, u64)> {
+        let (index, size) = self.entry(name).map(|e| (e.index, e.size))?;
+        let file = self.zip.by_index_raw(index).ok()?;
+        let plain = file.compression() == zip::CompressionMethod::Stored && !file.encrypted();
+        (plain && file.compressed_size() == size).then_some(())?;
+        Some((file.data_start()?, size))
+    }
+
     /// Reads a whole entry into memory (for small entries; media is read as a stream).
     pub fn read_entry(&mut self, name: &str) -> Result<Vec<u8>> {
         let mut buf = Vec::new();

@@ -213,9 +213,9 @@ pub fn copy_skipping(
     }
 }
 
-/// A recording's media files as paths GStreamer can open: a folder's files where they are,
-/// a ZIP's entries extracted under names of our own into a private folder that is removed
-/// when this is dropped.
+/// A recording's media files as GStreamer reads them: a folder's files and a ZIP's stored
+/// entries where they are, compressed (or damaged) entries copied under names of our own
+/// into a private folder that is removed when this is dropped.
 pub struct ExtractedMedia {
     /// The work folder (in the run's folder, see [`crate::workdir`]): extracted entries and
     /// the pipeline's own temporary files. It goes when this does.
@@ -236,12 +236,19 @@ impl ExtractedMedia {
                 .iter()
                 .map(|d| (d.from_byte, d.to_byte))
                 .collect();
-            let path = match media.disk_path(&seg.filename) {
-                Some(path) if damaged.is_empty() => path.to_path_buf(),
-                _ if !damaged.is_empty() => {
-                    // GStreamer's demuxer does not always find the next cluster after damage
-                    // (garbage between clusters ends it); it gets the file without the
-                    // damaged regions, cut where inspection stopped and resumed reading.
+            let in_place = if damaged.is_empty() {
+                media.disk_range(&seg.filename)
+            } else {
+                None
+            };
+            let (path, range) = match in_place {
+                // A folder's file, or a ZIP's stored entry: read where it is, no copy.
+                Some(found) => found,
+                // A compressed entry is expanded into the work folder. GStreamer's demuxer
+                // does not always find the next cluster after damage (garbage between
+                // clusters ends it): a damaged file is copied without its damaged regions,
+                // cut where inspection stopped and resumed reading.
+                None => {
                     let path = dir.path().join(format!("{i}.mkv"));
                     let mut file = std::fs::File::create(&path).map_err(|source| Error::Write {
                         path: path.clone(),
@@ -252,21 +259,7 @@ impl ExtractedMedia {
                         name: seg.filename.clone(),
                         reason: e.to_string(),
                     })?;
-                    path
-                }
-                Some(path) => path.to_path_buf(),
-                None => {
-                    let path = dir.path().join(format!("{i}.mkv"));
-                    let mut file = std::fs::File::create(&path).map_err(|source| Error::Write {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    let mut entry = media.open(&seg.filename)?;
-                    std::io::copy(&mut entry, &mut file).map_err(|e| Error::DamagedEntry {
-                        name: seg.filename.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    path
+                    (path, None)
                 }
             };
             let codec = |kind| {
@@ -277,7 +270,12 @@ impl ExtractedMedia {
             };
             files.push((
                 seg.filename.clone(),
-                (path, codec(TrackKind::Video), codec(TrackKind::Audio)),
+                pipeline::MediaFile {
+                    path,
+                    range,
+                    video: codec(TrackKind::Video),
+                    audio: codec(TrackKind::Audio),
+                },
             ));
         }
         Ok(ExtractedMedia { dir, files })
@@ -296,11 +294,11 @@ impl ExtractedMedia {
             .map(|(_, m)| m.clone())
     }
 
-    /// The media file's name for a path handed to the pipeline (for its error messages).
-    pub fn name_of(&self, path: &Path) -> Option<&str> {
+    /// The media file's name for a [`pipeline::MediaFile::id`] (for error messages).
+    pub fn name_of(&self, id: &Path) -> Option<&str> {
         self.files
             .iter()
-            .find(|(_, (p, _, _))| p == path)
+            .find(|(_, f)| f.id() == id)
             .map(|(n, _)| n.as_str())
     }
 }

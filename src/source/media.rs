@@ -54,6 +54,18 @@ impl MediaStore {
         }
     }
 
+    /// Where a file lies on disk, when it can be read in place: a folder's file whole, a
+    /// ZIP's stored entry as `(zip, offset, length)`; `None` for a compressed entry.
+    pub fn disk_range(&mut self, name: &str) -> Option<(PathBuf, Option<(u64, u64)>)> {
+        match self {
+            MediaStore::Zip(archive) => {
+                let range = archive.stored_range(name)?;
+                Some((archive.path().to_path_buf(), Some(range)))
+            }
+            MediaStore::Folder(folder) => Some((folder.path(name).ok()?.to_path_buf(), None)),
+        }
+    }
+
     /// The file on disk, when it is one (a folder's files need no extraction).
     pub fn disk_path(&self, name: &str) -> Option<&Path> {
         match self {

@@ -1,12 +1,14 @@
 //! The input side: one demuxer per kind of media of each file, decoders, scaling to the
 //! tile, into the compositor and the mixer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
 
 use super::*;
 
@@ -42,7 +44,7 @@ struct Window {
 /// little; each track is still decoded once.
 pub(super) fn add_segment(
     pipeline: &gst::Pipeline,
-    path: &Path,
+    file: &MediaFile,
     branch: SegmentBranch,
 ) -> Result<()> {
     let window = Window {
@@ -51,10 +53,10 @@ pub(super) fn add_segment(
         max_errors: branch.max_errors,
     };
     if let Some(video) = branch.video {
-        add_demuxer(pipeline, path, Target::Video(video), window)?;
+        add_demuxer(pipeline, file, Target::Video(video), window)?;
     }
     if let Some(audio) = branch.audio {
-        add_demuxer(pipeline, path, Target::Audio(audio), window)?;
+        add_demuxer(pipeline, file, Target::Audio(audio), window)?;
     }
     Ok(())
 }
@@ -78,12 +80,18 @@ enum Target {
 
 fn add_demuxer(
     pipeline: &gst::Pipeline,
-    path: &Path,
+    file: &MediaFile,
     target: Target,
     window: Window,
 ) -> Result<()> {
-    let src = make("filesrc")?;
-    src.set_property("location", path.to_string_lossy().to_string());
+    let src = match file.range {
+        None => {
+            let src = make("filesrc")?;
+            src.set_property("location", file.path.to_string_lossy().to_string());
+            src
+        }
+        Some((offset, length)) => range_source(&file.path, offset, length, &file.id())?,
+    };
     let demux = make("matroskademux")?;
     link_chain(pipeline, &[src, demux.clone()])?;
 
@@ -129,6 +137,70 @@ fn add_demuxer(
         }
     });
     Ok(())
+}
+
+const RANGE_SOURCE: &str = "mosaic-range:";
+
+/// An `appsrc` serving `length` bytes of `path` from `offset`, with random access (the
+/// demuxer pulls and seeks as in a file): a ZIP's stored entry, read where it lies.
+fn range_source(path: &Path, offset: u64, length: u64, id: &Path) -> Result<gst::Element> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let position = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seek_to = position.clone();
+    let src = gst_app::AppSrc::builder()
+        .name(format!(
+            "{RANGE_SOURCE}{}#{}",
+            id.display(),
+            uuid::Uuid::new_v4().simple()
+        ))
+        .stream_type(gst_app::AppStreamType::RandomAccess)
+        .format(gst::Format::Bytes)
+        .size(i64::try_from(length).unwrap_or(i64::MAX))
+        .build();
+    src.set_callbacks(
+        gst_app::AppSrcCallbacks::builder()
+            .need_data(move |appsrc, wanted| {
+                let at = position.load(Ordering::Relaxed);
+                let n = u64::from(wanted).min(length.saturating_sub(at)) as usize;
+                if n == 0 {
+                    let _ = appsrc.end_of_stream();
+                    return;
+                }
+                let mut data = vec![0u8; n];
+                match file.read_exact_at(&mut data, offset + at) {
+                    Ok(()) => {
+                        position.store(at + n as u64, Ordering::Relaxed);
+                        let mut buffer = gst::Buffer::from_mut_slice(data);
+                        if let Some(b) = buffer.get_mut() {
+                            b.set_offset(at);
+                        }
+                        let _ = appsrc.push_buffer(buffer);
+                    }
+                    Err(e) => gst::element_error!(
+                        appsrc,
+                        gst::ResourceError::Read,
+                        ("reading {} bytes at {}: {e}", n, offset + at)
+                    ),
+                }
+            })
+            .seek_data(move |_, to| {
+                seek_to.store(to, Ordering::Relaxed);
+                true
+            })
+            .build(),
+    );
+    Ok(src.upcast())
+}
+
+/// The media file id a range source reads, from its name.
+pub(super) fn range_source_id(element: &gst::Element) -> Option<PathBuf> {
+    let name = element.name();
+    let rest = name.strip_prefix(RANGE_SOURCE)?;
+    Some(PathBuf::from(rest.rsplit_once('#')?.0))
 }
 
 fn link_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {

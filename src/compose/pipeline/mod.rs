@@ -32,8 +32,27 @@ use crate::error::{Error, Result};
 use crate::inspect::Codec;
 use crate::layout::Tile;
 
-/// An extracted media file: its path and the codecs of its video and audio tracks.
-pub type MediaFile = (PathBuf, Option<Codec>, Option<Codec>);
+/// A media file as GStreamer reads it: a file on disk, or a byte range of one (a ZIP's
+/// stored entry, read in place), and the codecs of its video and audio tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaFile {
+    pub path: PathBuf,
+    /// `(offset, length)` inside `path`; `None`: the whole file.
+    pub range: Option<(u64, u64)>,
+    pub video: Option<Codec>,
+    pub audio: Option<Codec>,
+}
+
+impl MediaFile {
+    /// A name for this file alone (messages map it back to the media file's name): the
+    /// path, with `@offset` for a range.
+    pub fn id(&self) -> PathBuf {
+        match self.range {
+            None => self.path.clone(),
+            Some((offset, _)) => PathBuf::from(format!("{}@{offset}", self.path.display())),
+        }
+    }
+}
 
 /// Pad properties of a layer: x, y, width, height, shown, z-order.
 type PadState = (i32, i32, i32, i32, bool, u32);
@@ -223,11 +242,12 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
     add_base_audio(&pipeline, &mixer, plan)?;
     for (i, stream) in plan.streams.iter().enumerate() {
         for seg in &stream.segments {
-            let Some((path, vcodec, acodec)) = (input.media)(&seg.filename) else {
+            let Some(file) = (input.media)(&seg.filename) else {
                 return Err(Error::MissingFile {
                     filename: seg.filename.clone(),
                 });
             };
+            let (vcodec, acodec) = (file.video, file.audio);
             let want_video = compositor.is_some() && seg.has_video && vcodec.is_some();
             let want_audio = seg.has_audio && acodec.is_some();
             if !want_video && !want_audio {
@@ -268,7 +288,7 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
             let label = input.labels.then(|| stream.label.clone());
             add_segment(
                 &pipeline,
-                &path,
+                &file,
                 SegmentBranch {
                     video: video_pad.map(|pad| VideoTarget {
                         pad,
@@ -397,13 +417,17 @@ fn bus_error(err: &gst::message::Error, name_of: &dyn Fn(&Path) -> Option<String
     Error::Gstreamer(format!("{who}: {text}"))
 }
 
-/// The file an element reads from: the location of the `filesrc` upstream of it.
+/// The file an element reads from: the location of the `filesrc` upstream of it, or the
+/// [`MediaFile::id`] in the name of the `appsrc` that reads a range.
 fn upstream_file(element: &gst::Element) -> Option<PathBuf> {
     let mut current = element.clone();
     for _ in 0..32 {
         if current.factory().is_some_and(|f| f.name() == "filesrc") {
             let location: String = current.property("location");
             return Some(PathBuf::from(location));
+        }
+        if let Some(id) = inputs::range_source_id(&current) {
+            return Some(id);
         }
         let peer = current.sink_pads().first()?.peer()?;
         current = peer.parent_element()?;
