@@ -17,6 +17,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde_json::Value;
 
+use crate::common::{archive, probe, segment, stream, write_sample};
+use mosaic::sample::ContainerKind;
+
 pub const OPENTOK_SECRET: &str = "opentok-project-secret";
 pub const LIVESWITCH_APP: &str = "mosaic-sample-app";
 pub const LIVESWITCH_SECRET: &str = "liveswitch-shared-secret";
@@ -524,5 +527,80 @@ impl Drop for Postgres {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// How long a test waits for a job.
+pub const LONG: Duration = Duration::from_secs(120);
+
+/// A 3 s, two-camera OpenTok archive written as `<dir>/<id>.zip`.
+pub fn short_archive(dir: &Path, id: &str, seconds: i64) -> std::path::PathBuf {
+    let ms = seconds * 1000;
+    let spec = archive(
+        id,
+        ContainerKind::Webm,
+        vec![
+            stream("a", [200, 30, 30], vec![1_000], vec![segment(0, ms)]),
+            stream("b", [30, 30, 200], vec![1_500], vec![segment(500, ms)]),
+        ],
+    );
+    write_sample(dir, &spec)
+}
+
+pub fn output_path(setup: &Setup, url: &str) -> std::path::PathBuf {
+    let out = format!("file://{}/", setup.path("out").display());
+    let rel = url
+        .strip_prefix(&out)
+        .unwrap_or_else(|| panic!("{url} is not under {out}"));
+    setup.path("out").join(rel)
+}
+
+/// The job's one output: where it is, and its probed duration.
+pub fn probed_output(setup: &Setup, job: &Value) -> (String, f64) {
+    let outputs = job["outputs"].as_array().expect("outputs");
+    assert_eq!(outputs.len(), 1, "{job}");
+    let url = outputs[0]["url"].as_str().unwrap().to_owned();
+    let path = output_path(setup, &url);
+    assert_eq!(
+        outputs[0]["bytes"].as_u64().unwrap(),
+        std::fs::metadata(&path).unwrap().len()
+    );
+    let (codecs, duration) = probe(&path);
+    assert_eq!(codecs, vec!["h264".to_string(), "aac".to_string()], "{url}");
+    (url, duration)
+}
+
+pub async fn one_notification(receiver: &Receiver, job: &str) -> Value {
+    wait_until("the notification", LONG, || {
+        receiver.delivered().iter().any(|r| r.body["job"] == job)
+    })
+    .await;
+    let got: Vec<_> = receiver
+        .delivered()
+        .into_iter()
+        .filter(|r| r.body["job"] == job)
+        .collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].verified,
+        "the Standard Webhooks signature must verify"
+    );
+    got[0].body.clone()
+}
+
+/// Waits until a job runs and is past `percent`, failing if it finishes first.
+pub async fn wait_running(base: &str, id: &str, percent: f64) {
+    let start = Instant::now();
+    loop {
+        let job = get_json(base, &format!("/v1/jobs/{id}")).await;
+        if job["state"] == "running" && job["progress"].as_f64().unwrap_or(0.0) > percent {
+            return;
+        }
+        assert!(
+            job["state"] != "succeeded",
+            "finished too soon: make the archive longer"
+        );
+        assert!(start.elapsed() < LONG, "{job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
