@@ -17,22 +17,11 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opentok_available_callback_composes_delivers_and_notifies() {
-    let setup = Setup::new();
-    let files = setup.path("files");
-    std::fs::create_dir_all(&files).unwrap();
-    short_archive(&files, "arch-available", 3);
-    let server = FileServer::start(&files).await;
-    let receiver = Receiver::start(0).await;
-    let svc = Service::start(
-        "serve",
-        &setup.config(Some(&receiver.url()), "sqlite", 1, true),
-    );
+    let scene = Scene::new(Some(("arch-available", 3)), 0, true).await;
+    let (setup, receiver) = (&scene.setup, &scene.receiver);
+    let svc = scene.serve();
 
-    let body = opentok_event(
-        "arch-available",
-        "available",
-        Some(&server.url("arch-available.zip")),
-    );
+    let body = scene.available("arch-available");
     let started = std::time::Instant::now();
     let r = post_opentok(&svc.base, &body, OPENTOK_SECRET, now_s(), "jti-1").await;
     let acked = started.elapsed();
@@ -47,14 +36,14 @@ async fn opentok_available_callback_composes_delivers_and_notifies() {
     assert_eq!(job["state"], "succeeded", "{job}\n{}", svc.log());
     assert_eq!(job["attempts"], 1);
     assert_eq!(job["progress"], 100.0);
-    let (url, duration) = probed_output(&setup, &job);
+    let (url, duration) = probed_output(setup, &job);
     assert!(url.ends_with("/opentok/arch-available.mp4"), "{url}");
     assert!(
         (duration - 3.0).abs() < 0.1,
         "duration {duration} s, span 3 s"
     );
 
-    let note = one_notification(&receiver, &id).await;
+    let note = one_notification(receiver, &id).await;
     assert_eq!(note["type"], "job.succeeded");
     assert_eq!(note["source"], "opentok");
     assert_eq!(note["outputs"][0]["url"], url.as_str());
@@ -290,12 +279,9 @@ async fn enablex_notification_composes_its_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_job_can_repair_and_compose_with_its_own_options() {
-    let setup = Setup::new();
-    let files = setup.path("files");
-    std::fs::create_dir_all(&files).unwrap();
-    short_archive(&files, "arch-direct", 3);
-    let server = FileServer::start(&files).await;
-    let svc = Service::start("serve", &setup.config(None, "sqlite", 1, true));
+    let scene = Scene::new(Some(("arch-direct", 3)), 0, true).await;
+    let (setup, server) = (&scene.setup, &scene.server);
+    let svc = scene.serve();
     let request = json!({
         "url": server.url("arch-direct.zip"),
         "key": "direct-1",

@@ -15,18 +15,11 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_calls_enqueue_and_fetch_nothing() {
-    let setup = Setup::new();
-    let files = setup.path("files");
-    std::fs::create_dir_all(&files).unwrap();
-    short_archive(&files, "arch-refused", 3);
-    let server = FileServer::start(&files).await;
     // Private addresses are not allowed here: the file server is on loopback.
-    let svc = Service::start("serve", &setup.config(None, "sqlite", 1, false));
-    let body = opentok_event(
-        "arch-refused",
-        "available",
-        Some(&server.url("arch-refused.zip")),
-    );
+    let scene = Scene::new(Some(("arch-refused", 3)), 0, false).await;
+    let (setup, server) = (&scene.setup, &scene.server);
+    let svc = scene.serve();
+    let body = scene.available("arch-refused");
     let post = |headers: Vec<(&'static str, String)>, body: Vec<u8>| {
         let mut req = client()
             .post(format!("{}/v1/hooks/opentok", svc.base))
@@ -122,17 +115,10 @@ async fn refused_calls_enqueue_and_fetch_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_callback_twenty_times_at_once_makes_one_job() {
-    let setup = Setup::new();
-    let files = setup.path("files");
-    std::fs::create_dir_all(&files).unwrap();
-    short_archive(&files, "arch-dup", 3);
-    let server = FileServer::start(&files).await;
-    let receiver = Receiver::start(0).await;
-    let svc = Service::start(
-        "serve",
-        &setup.config(Some(&receiver.url()), "sqlite", 1, true),
-    );
-    let body = opentok_event("arch-dup", "available", Some(&server.url("arch-dup.zip")));
+    let scene = Scene::new(Some(("arch-dup", 3)), 0, true).await;
+    let (setup, server, receiver) = (&scene.setup, &scene.server, &scene.receiver);
+    let svc = scene.serve();
+    let body = scene.available("arch-dup");
     let sends = (0..20).map(|i| {
         let (base, body) = (svc.base.clone(), body.clone());
         // Each redelivery carries its own token, as a sender's retries do.
@@ -155,7 +141,7 @@ async fn the_same_callback_twenty_times_at_once_makes_one_job() {
     assert_eq!(ids.len(), 1, "{ids:?}");
     let job = wait_final(&svc.base, &ids[0], LONG).await;
     assert_eq!(job["state"], "succeeded");
-    one_notification(&receiver, &ids[0]).await;
+    one_notification(receiver, &ids[0]).await;
     assert_eq!(
         get_json(&svc.base, "/v1/jobs").await["jobs"]
             .as_array()
@@ -169,19 +155,10 @@ async fn the_same_callback_twenty_times_at_once_makes_one_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_compose_then_a_restart_completes_the_job_once() {
-    let setup = Setup::new();
-    let files = setup.path("files");
-    std::fs::create_dir_all(&files).unwrap();
-    short_archive(&files, "arch-crash", 20);
-    let server = FileServer::start(&files).await;
-    let receiver = Receiver::start(0).await;
-    let config = setup.config(Some(&receiver.url()), "sqlite", 1, true);
-    let mut svc = Service::start("serve", &config);
-    let body = opentok_event(
-        "arch-crash",
-        "available",
-        Some(&server.url("arch-crash.zip")),
-    );
+    let scene = Scene::new(Some(("arch-crash", 20)), 0, true).await;
+    let (setup, receiver) = (&scene.setup, &scene.receiver);
+    let mut svc = scene.serve();
+    let body = scene.available("arch-crash");
     let r = post_opentok(&svc.base, &body, OPENTOK_SECRET, now_s(), "crash").await;
     assert_eq!(r.status(), 202);
     let id = r.json::<Value>().await.unwrap()["job"]
@@ -192,17 +169,17 @@ async fn kill_9_mid_compose_then_a_restart_completes_the_job_once() {
     svc.kill(); // SIGKILL
     assert!(setup.outputs().is_empty(), "{:?}", setup.outputs());
 
-    let svc = Service::start("serve", &config);
+    let svc = scene.serve();
     let job = wait_final(&svc.base, &id, LONG).await;
     assert_eq!(job["state"], "succeeded", "{job}\n{}", svc.log());
     assert_eq!(
         job["attempts"], 2,
         "the killed attempt and the one that finished"
     );
-    let (_, duration) = probed_output(&setup, &job);
+    let (_, duration) = probed_output(setup, &job);
     assert!((duration - 20.0).abs() < 0.1);
     assert_eq!(setup.outputs(), vec!["opentok/arch-crash.mp4".to_string()]);
-    one_notification(&receiver, &id).await;
+    one_notification(receiver, &id).await;
     let work: Vec<_> = std::fs::read_dir(setup.path("data/work"))
         .unwrap()
         .collect();
@@ -211,20 +188,14 @@ async fn kill_9_mid_compose_then_a_restart_completes_the_job_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_retry_with_growing_delays_and_bad_input_fails_once() {
-    let setup = Setup::new();
-    let files = setup.path("files");
-    std::fs::create_dir_all(&files).unwrap();
+    let scene = Scene::new(None, 3, true).await;
+    let (server, receiver) = (&scene.server, &scene.receiver);
     std::fs::write(
-        files.join("corrupt.zip"),
+        scene.files.join("corrupt.zip"),
         b"PK\x03\x04 this is not an archive",
     )
     .unwrap();
-    let server = FileServer::start(&files).await;
-    let receiver = Receiver::start(3).await;
-    let svc = Service::start(
-        "serve",
-        &setup.config(Some(&receiver.url()), "sqlite", 1, true),
-    );
+    let svc = scene.serve();
     let r = client()
         .post(format!("{}/v1/jobs", svc.base))
         .bearer_auth(API_TOKEN)
@@ -265,11 +236,9 @@ async fn notifications_retry_with_growing_delays_and_bad_input_fails_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_download_url_fails_at_once_with_a_clear_error() {
-    let setup = Setup::new();
-    let files = setup.path("files");
-    std::fs::create_dir_all(&files).unwrap();
-    let server = FileServer::start(&files).await;
-    let svc = Service::start("serve", &setup.config(None, "sqlite", 1, true));
+    let scene = Scene::new(None, 0, true).await;
+    let server = &scene.server;
+    let svc = scene.serve();
     let url = format!(
         "http://{}/expired/archive.zip?Expires=1&Signature=x",
         server.addr
@@ -295,14 +264,10 @@ async fn an_expired_download_url_fails_at_once_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_gives_the_running_job_back_and_a_restart_does_it() {
-    let setup = Setup::new();
-    let files = setup.path("files");
-    std::fs::create_dir_all(&files).unwrap();
-    short_archive(&files, "arch-term", 20);
-    let server = FileServer::start(&files).await;
-    let config = setup.config(None, "sqlite", 1, true);
-    let mut svc = Service::start("serve", &config);
-    let body = opentok_event("arch-term", "available", Some(&server.url("arch-term.zip")));
+    let scene = Scene::new(Some(("arch-term", 20)), 0, true).await;
+    let setup = &scene.setup;
+    let mut svc = scene.serve();
+    let body = scene.available("arch-term");
     let r = post_opentok(&svc.base, &body, OPENTOK_SECRET, now_s(), "term").await;
     let id = r.json::<Value>().await.unwrap()["job"]
         .as_str()
@@ -320,7 +285,7 @@ async fn sigterm_gives_the_running_job_back_and_a_restart_does_it() {
         .collect();
     assert!(work.is_empty(), "the work folder is removed");
 
-    let svc = Service::start("serve", &config);
+    let svc = scene.serve();
     let job = wait_final(&svc.base, &id, LONG).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(

@@ -604,3 +604,49 @@ pub async fn wait_running(base: &str, id: &str, percent: f64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The usual cast of a service test: its folders, a file server (holding a generated
+/// archive, when asked) and a notification receiver failing its first `fail_first` tries.
+pub struct Scene {
+    pub setup: Setup,
+    pub files: PathBuf,
+    pub server: FileServer,
+    pub receiver: Receiver,
+    /// The configuration: SQLite, one worker, notifications to the receiver.
+    pub config: PathBuf,
+}
+
+impl Scene {
+    /// `archive`: an id and a length in seconds; `private`: allow fetching from loopback.
+    pub async fn new(archive: Option<(&str, i64)>, fail_first: usize, private: bool) -> Scene {
+        let setup = Setup::new();
+        let files = setup.path("files");
+        std::fs::create_dir_all(&files).unwrap();
+        if let Some((id, seconds)) = archive {
+            short_archive(&files, id, seconds);
+        }
+        let server = FileServer::start(&files).await;
+        let receiver = Receiver::start(fail_first).await;
+        let config = setup.config(Some(&receiver.url()), "sqlite", 1, private);
+        Scene {
+            setup,
+            files,
+            server,
+            receiver,
+            config,
+        }
+    }
+
+    pub fn serve(&self) -> Service {
+        Service::start("serve", &self.config)
+    }
+
+    /// An OpenTok `available` callback for `<id>.zip` on the file server.
+    pub fn available(&self, id: &str) -> Vec<u8> {
+        opentok_event(
+            id,
+            "available",
+            Some(&self.server.url(&format!("{id}.zip"))),
+        )
+    }
+}
