@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use mosaic::sample::ContainerKind;
+use mosaic::sample::{ArchiveSpec, ContainerKind};
 
 const CLUSTER: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
 
@@ -42,8 +42,8 @@ fn compose(zip: &Path, out: &Path, strict: bool) -> std::process::Output {
 
 /// The two-stream, 9 s archive every case damages: `a` (marks 1 s, 7 s) stays intact;
 /// `b` (marks 2 s, 8 s) is in two clusters, from 0 s and from 5 s. Gives the unzipped folder.
-fn sample(dir: &Path) -> std::path::PathBuf {
-    let spec = archive(
+fn spec() -> ArchiveSpec {
+    archive(
         "damaged",
         ContainerKind::Webm,
         vec![
@@ -60,7 +60,11 @@ fn sample(dir: &Path) -> std::path::PathBuf {
                 vec![segment(0, 9_000)],
             ),
         ],
-    );
+    )
+}
+
+fn sample(dir: &Path) -> std::path::PathBuf {
+    let spec = spec();
     let folder = dir.join("call");
     std::fs::create_dir(&folder).unwrap();
     let zip = write_sample(dir, &spec);
@@ -70,6 +74,18 @@ fn sample(dir: &Path) -> std::path::PathBuf {
         .unwrap();
     assert!(status.success());
     folder
+}
+
+/// `--strict` refuses the damaged archive: exit 65 naming b.webm and `why`, no output.
+fn strict_refuses(folder: &Path, out: &Path, why: &str) {
+    let run = compose(folder, out, true);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("b.webm") && stderr.contains(why),
+        "{stderr}"
+    );
+    assert!(!out.exists());
 }
 
 /// A pseudo-random byte sequence (deterministic).
@@ -131,14 +147,7 @@ fn check(damage: impl Fn(&mut Vec<u8>, &[usize]), b_beeps: &[f64], warning: &str
     }
 
     std::fs::remove_file(&out).unwrap();
-    let run = compose(&folder, &out, true);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(65), "{stderr}");
-    assert!(
-        stderr.contains("b.webm") && stderr.contains("--strict"),
-        "{stderr}"
-    );
-    assert!(!out.exists());
+    strict_refuses(&folder, &out, "--strict");
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .flatten()
@@ -218,33 +227,9 @@ fn garbage_between_two_clusters_is_skipped() {
 
 #[test]
 fn a_video_of_which_nothing_can_be_decoded_shows_the_placeholder() {
-    let spec = archive(
-        "undecodable",
-        ContainerKind::Webm,
-        vec![
-            stream(
-                "a",
-                [200, 40, 40],
-                vec![1_000, 7_000],
-                vec![segment(0, 9_000)],
-            ),
-            stream(
-                "b",
-                [40, 40, 200],
-                vec![2_000, 8_000],
-                vec![segment(0, 9_000)],
-            ),
-        ],
-    );
+    let spec = spec();
     let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("call");
-    std::fs::create_dir(&folder).unwrap();
-    let zip = write_sample(dir.path(), &spec);
-    let status = Command::new("unzip")
-        .args(["-q", zip.to_str().unwrap(), "-d", folder.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let folder = sample(dir.path());
     // b again, every video frame's payload replaced: a container that reads, a video that
     // does not decode, real sound.
     let b = &spec.streams[1];
@@ -299,12 +284,5 @@ fn a_video_of_which_nothing_can_be_decoded_shows_the_placeholder() {
     }
 
     std::fs::remove_file(&out).unwrap();
-    let run = compose(&folder, &out, true);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(65), "{stderr}");
-    assert!(
-        stderr.contains("b.webm") && stderr.contains("decoded"),
-        "{stderr}"
-    );
-    assert!(!out.exists());
+    strict_refuses(&folder, &out, "decoded");
 }

@@ -209,7 +209,7 @@ async fn http_once(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, Fetch
         response = Some(r);
         break;
     }
-    let Some(mut r) = response else {
+    let Some(r) = response else {
         return Err(FetchError::fatal("more than 5 redirects"));
     };
     let status = r.status();
@@ -235,28 +235,32 @@ async fn http_once(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, Fetch
             "{shown} is {len} bytes, over the limit of {max}"
         )));
     }
-    let mut out = tokio::fs::File::create(dest)
-        .await
-        .map_err(|e| FetchError::retry(format!("writing {}: {e}", dest.display())))?;
+    save_stream(r.bytes_stream(), dest, max, &shown).await
+}
+
+/// Writes a stream of chunks to `dest`, at most `max` bytes; gives the size.
+pub(super) async fn save_stream<E: std::fmt::Display>(
+    mut stream: impl futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    dest: &Path,
+    max: u64,
+    shown: &str,
+) -> Result<u64, FetchError> {
+    use futures_util::StreamExt;
+    let write_error =
+        |e: std::io::Error| FetchError::retry(format!("writing {}: {e}", dest.display()));
+    let mut out = tokio::fs::File::create(dest).await.map_err(write_error)?;
     let mut total = 0u64;
-    while let Some(chunk) = r
-        .chunk()
-        .await
-        .map_err(|e| FetchError::retry(format!("{shown}: {e}")))?
-    {
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| FetchError::retry(format!("{shown}: {e}")))?;
         total += chunk.len() as u64;
         if total > max {
             return Err(FetchError::fatal(format!(
-                "{shown} sends more than {max} bytes (the limit or the announced size)"
+                "{shown} is more than {max} bytes (the limit or the announced size)"
             )));
         }
-        out.write_all(&chunk)
-            .await
-            .map_err(|e| FetchError::retry(format!("writing {}: {e}", dest.display())))?;
+        out.write_all(&chunk).await.map_err(write_error)?;
     }
-    out.flush()
-        .await
-        .map_err(|e| FetchError::retry(format!("writing {}: {e}", dest.display())))?;
+    out.flush().await.map_err(write_error)?;
     Ok(total)
 }
 

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -28,16 +29,23 @@ type AppState = State<Arc<Shared>>;
 /// The routes.
 pub fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.config.body_limit;
-    Router::new()
+    // Everything but the hooks (signed their own way), health and metrics needs the token.
+    let api = Router::new()
         .route("/", get(jobs_page))
+        .route("/v1/jobs", post(create_job).get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}/timeline.svg", get(timeline))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ));
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/hooks/opentok", post(opentok_hook))
         .route("/v1/hooks/liveswitch", post(liveswitch_hook))
         .route("/v1/hooks/enablex", post(enablex_hook))
-        .route("/v1/jobs", post(create_job).get(list_jobs))
-        .route("/v1/jobs/{id}", get(get_job))
-        .route("/v1/jobs/{id}/timeline.svg", get(timeline))
+        .merge(api)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -203,6 +211,26 @@ async fn enablex_hook(
     }
 }
 
+/// Lets a request through only with the API token (401 otherwise: JSON for the API, a
+/// line of text for the page).
+async fn require_token(
+    State(shared): AppState,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match api_auth(&shared, request.headers(), &query) {
+        Ok(()) => next.run(request).await,
+        Err(e) if request.uri().path() == "/" => (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{e}: open /?token=<api_token>\n"),
+        )
+            .into_response(),
+        Err(e) => unauthorized(&shared, "api", e),
+    }
+}
+
 /// The API token from `Authorization: Bearer`, `?token=` or the page's cookie.
 fn api_auth(
     shared: &Shared,
@@ -231,15 +259,7 @@ struct DirectJob {
     compose: Option<ComposeConfig>,
 }
 
-async fn create_job(
-    State(shared): AppState,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(e) = api_auth(&shared, &headers, &query) {
-        return unauthorized(&shared, "api", e);
-    }
+async fn create_job(State(shared): AppState, body: Bytes) -> Response {
     let req: DirectJob = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -285,29 +305,14 @@ async fn create_job(
     decide(&shared, "api", decision, &body).await
 }
 
-async fn list_jobs(
-    State(shared): AppState,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(e) = api_auth(&shared, &headers, &query) {
-        return unauthorized(&shared, "api", e);
-    }
+async fn list_jobs(State(shared): AppState) -> Response {
     match shared.queue.list(Kind::Process, 200).await {
         Ok(jobs) => answer(StatusCode::OK, json!({ "jobs": jobs })),
         Err(e) => unavailable(e),
     }
 }
 
-async fn get_job(
-    State(shared): AppState,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(e) = api_auth(&shared, &headers, &query) {
-        return unauthorized(&shared, "api", e);
-    }
+async fn get_job(State(shared): AppState, Path(id): Path<String>) -> Response {
     match shared.queue.get(&id).await {
         Ok(Some(job)) => answer(StatusCode::OK, json!(job)),
         Ok(None) => answer(StatusCode::NOT_FOUND, json!({"error": "no such job"})),
@@ -315,15 +320,7 @@ async fn get_job(
     }
 }
 
-async fn timeline(
-    State(shared): AppState,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(e) = api_auth(&shared, &headers, &query) {
-        return unauthorized(&shared, "api", e);
-    }
+async fn timeline(State(shared): AppState, Path(id): Path<String>) -> Response {
     match shared.queue.timeline(&id).await {
         Ok(Some(svg)) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
         Ok(None) => answer(
@@ -337,16 +334,7 @@ async fn timeline(
 async fn jobs_page(
     State(shared): AppState,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = api_auth(&shared, &headers, &query) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{e}: open /?token=<api_token>\n"),
-        )
-            .into_response();
-    }
     let jobs = match shared.queue.list(Kind::Process, 200).await {
         Ok(j) => j,
         Err(e) => return unavailable(e),

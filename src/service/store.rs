@@ -7,10 +7,9 @@
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::fetch::FetchError;
 
@@ -130,27 +129,7 @@ pub async fn read_to_file(
             got.meta.size
         )));
     }
-    let mut stream = got.into_stream();
-    let mut out = tokio::fs::File::create(dest)
-        .await
-        .map_err(|e| FetchError::retry(format!("writing {}: {e}", dest.display())))?;
-    let mut total = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| FetchError::retry(format!("reading {url}: {e}")))?;
-        total += chunk.len() as u64;
-        if total > max_bytes {
-            return Err(FetchError::fatal(format!(
-                "{url} is over the limit of {max_bytes} bytes"
-            )));
-        }
-        out.write_all(&chunk)
-            .await
-            .map_err(|e| FetchError::retry(format!("writing {}: {e}", dest.display())))?;
-    }
-    out.flush()
-        .await
-        .map_err(|e| FetchError::retry(format!("writing {}: {e}", dest.display())))?;
-    Ok(total)
+    super::fetch::save_stream(got.into_stream(), dest, max_bytes, url).await
 }
 
 fn percent_decoded(s: &str) -> String {
