@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -26,19 +26,6 @@ fn small() -> ComposeOptions {
         speed: Speed::Fast,
         ..Default::default()
     }
-}
-
-fn run(
-    spec: &ArchiveSpec,
-    out_name: &str,
-    opts: &ComposeOptions,
-) -> (tempfile::TempDir, PathBuf, ComposeReport) {
-    let dir = tempfile::tempdir().unwrap();
-    let zip = write_sample(dir.path(), spec);
-    let out = dir.path().join(out_name);
-    let report = compose(&zip, &out, opts, &Control::default()).unwrap();
-    assert_eq!(report.output, out);
-    (dir, out, report)
 }
 
 fn is_colour(rgb: [f64; 3], want: [u8; 3], what: &str) {
@@ -126,14 +113,16 @@ fn check_sync(out: &Path, report: &ComposeReport) {
 
 #[test]
 fn webm_archive_to_mp4_keeps_every_mark_in_place() {
-    let (_dir, out, report) = run(&mutes_spec(ContainerKind::Webm), "call.mp4", &small());
+    let (_dir, out, report) =
+        compose_sample(&mutes_spec(ContainerKind::Webm), "call.mp4", &small());
     assert_eq!(probe(&out).0, ["h264", "aac"]);
     check_sync(&out, &report);
 }
 
 #[test]
 fn h264_mkv_archive_to_webm_keeps_every_mark_in_place() {
-    let (_dir, out, report) = run(&mutes_spec(ContainerKind::Mkv), "call.webm", &small());
+    let (_dir, out, report) =
+        compose_sample(&mutes_spec(ContainerKind::Mkv), "call.webm", &small());
     assert_eq!(probe(&out).0, ["vp8", "opus"]);
     check_sync(&out, &report);
 }
@@ -152,7 +141,7 @@ fn black_and_placeholder_mute_policies() {
             },
             ..small()
         };
-        let (_dir, out, _) = run(&spec, "call.mp4", &opts);
+        let (_dir, out, _) = compose_sample(&spec, "call.mp4", &opts);
         let d = decode(&out);
         is_colour(
             d.rgb_at(d.frame_at(4_500.0), 0.25, 0.3),
@@ -200,7 +189,7 @@ fn tiles_at(d: &Decoded, ms: f64, expect: &[Spot], what: &str) {
 
 #[test]
 fn best_fit_regrids_on_join_and_leave() {
-    let (_dir, out, _) = run(&four_spec(), "grid.mp4", &small());
+    let (_dir, out, _) = compose_sample(&four_spec(), "grid.mp4", &small());
     let d = decode(&out);
     // 0..2000: a, b, c: two on top, one centred below.
     tiles_at(
@@ -278,7 +267,7 @@ fn presentation_pip_and_custom_layouts() {
             },
             ..small()
         };
-        let (_dir, out, _) = run(&spec, "layout.mp4", &opts);
+        let (_dir, out, _) = compose_sample(&spec, "layout.mp4", &opts);
         tiles_at(&decode(&out), at, &expect, &what);
     }
 }
@@ -297,7 +286,7 @@ fn screen_share_gets_the_large_region_and_keeps_its_aspect() {
             screen,
         ],
     );
-    let (_dir, out, _) = run(&spec, "screen.mp4", &small());
+    let (_dir, out, _) = compose_sample(&spec, "screen.mp4", &small());
     let d = decode(&out);
     let i = d.frame_at(1_500.0);
     // The screen's region is the left 4/5 (512x480); a 320x120 picture fills 512x192 of it.
@@ -318,7 +307,7 @@ fn one_stream_keeps_its_level_and_four_loud_streams_do_not_clip() {
         ContainerKind::Webm,
         vec![stream("a", [220, 40, 40], vec![], vec![segment(0, 3_000)])],
     );
-    let (_dir, out, _) = run(&spec, "alone.m4a", &small());
+    let (_dir, out, _) = compose_sample(&spec, "alone.m4a", &small());
     assert_eq!(probe(&out).0, ["aac"]);
     let d = decode(&out);
     let source_rms = mosaic::sample::synth::TONE_AMPLITUDE / 2f64.sqrt();
@@ -336,7 +325,7 @@ fn one_stream_keeps_its_level_and_four_loud_streams_do_not_clip() {
             )
         })
         .collect();
-    let (_dir, out, _) = run(
+    let (_dir, out, _) = compose_sample(
         &archive("loud", ContainerKind::Webm, loud),
         "loud.opus",
         &small(),
@@ -360,7 +349,7 @@ fn trim_labels_and_report() {
         labels: true,
         ..small()
     };
-    let (_dir, out, report) = run(&spec, "trim.mp4", &opts);
+    let (_dir, out, report) = compose_sample(&spec, "trim.mp4", &opts);
     assert_eq!(
         (report.start_ms, report.stop_ms, report.duration_ms),
         (3_000, 7_000, 4_000)
@@ -545,7 +534,7 @@ fn labels_render_any_script_and_colour_emoji() {
         vec![segment(0, 1_000), segment(2_000, 3_000)],
     );
     s.label = Some("🍎🍎🍎 日本語".into());
-    let (_dir, out, _) = run(
+    let (_dir, out, _) = compose_sample(
         &archive("emoji", ContainerKind::Webm, vec![s]),
         "emoji.mp4",
         &small(),

@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use mosaic::compose::plan::PlanOptions;
-use mosaic::compose::{ComposeOptions, ComposeReport, Control, Speed, compose};
+use mosaic::compose::{ComposeOptions, Speed};
+use mosaic::sample::ContainerKind;
 use mosaic::sample::synth::{BEEP_AMPLITUDE, TONE_AMPLITUDE};
-use mosaic::sample::{ArchiveSpec, ContainerKind};
 
 const COLOURS: [[u8; 3]; 4] = [[220, 40, 40], [40, 200, 40], [40, 40, 220], [230, 220, 40]];
 
@@ -26,18 +26,6 @@ fn options(loudness: Option<f64>) -> ComposeOptions {
         loudness,
         ..Default::default()
     }
-}
-
-fn run(
-    spec: &ArchiveSpec,
-    out: &str,
-    opts: &ComposeOptions,
-) -> (tempfile::TempDir, PathBuf, ComposeReport) {
-    let dir = tempfile::tempdir().unwrap();
-    let zip = write_sample(dir.path(), spec);
-    let out = dir.path().join(out);
-    let report = compose(&zip, &out, opts, &Control::default()).unwrap();
-    (dir, out, report)
 }
 
 /// ffmpeg's EBU R128 reading of a file: (integrated LUFS, true peak dBTP).
@@ -77,7 +65,7 @@ fn with_loudness_off_a_lone_speaker_keeps_its_level_within_a_tenth_of_a_db() {
             vec![segment(0, 4_000)],
         )],
     );
-    let (_dir, out, report) = run(&spec, "alone.m4a", &options(None));
+    let (_dir, out, report) = compose_sample(&spec, "alone.m4a", &options(None));
     let d = decode(&out);
     // The -24 dBFS tone, away from the beep.
     let tone = db(d.rms(500.0, 1_800.0) / (TONE_AMPLITUDE / 2f64.sqrt()));
@@ -118,12 +106,12 @@ fn four_loud_speakers_at_once_stay_under_minus_one_dbtp_without_pumping_before()
     // The same four tones without the beeps: what the sound before a beep must stay.
     let calm = archive("calm", ContainerKind::Webm, streams(vec![]));
     for out in ["loud.mp4", "loud.webm"] {
-        let (_dir, path, report) = run(&loud, out, &options(None));
+        let (_dir, path, report) = compose_sample(&loud, out, &options(None));
         let (_, peak) = ffmpeg_r128(&path);
         assert!(peak <= -1.0, "{out}: true peak {peak} dBTP");
         let reported = report.true_peak_dbtp.unwrap();
         assert!(reported <= -1.0, "report {reported} dBTP");
-        let (_dir2, reference, _) = run(&calm, out, &options(None));
+        let (_dir2, reference, _) = compose_sample(&calm, out, &options(None));
         let (d, r) = (decode(&path), decode(&reference));
         assert!(d.beeps_ms().len() >= 2, "the beeps are still loud");
         // The look-ahead is 5 ms: up to 30 ms before a beep (beyond the codec's own
@@ -162,11 +150,11 @@ fn a_loudness_target_is_met_within_one_lu_under_minus_one_dbtp_and_marks_stay() 
     );
     for spec in [&quiet, &marked] {
         // The programme's own loudness, as recorded.
-        let (_dir, off, report) = run(spec, "off.mp4", &options(None));
+        let (_dir, off, report) = compose_sample(spec, "off.mp4", &options(None));
         let (recorded, _) = ffmpeg_r128(&off);
         assert!((report.loudness_lufs.unwrap() - recorded).abs() < 0.5);
         for target in [-16.0, -23.0] {
-            let (_dir, out, report) = run(spec, "norm.mp4", &options(Some(target)));
+            let (_dir, out, report) = compose_sample(spec, "norm.mp4", &options(Some(target)));
             let (integrated, peak) = ffmpeg_r128(&out);
             println!(
                 "{}: recorded {recorded} LUFS; target {target}: {integrated} LUFS, {peak} dBTP",

@@ -151,7 +151,8 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-fn escape(s: &str) -> String {
+/// Text made safe inside XML and HTML (control characters dropped).
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -5,21 +5,7 @@ use std::fmt::Write;
 
 use super::queue::JobRow;
 
-/// Text made safe inside HTML.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::inspect::svg::escape;
 
 fn duration(job: &JobRow, now_ms: i64) -> String {
     let Some(start) = job.started_ms else {

@@ -74,6 +74,22 @@ pub fn mutes_spec(container: ContainerKind) -> ArchiveSpec {
     )
 }
 
+/// Writes `spec` as an archive in a new temporary folder and composes it to `out_name`
+/// there: (the folder, the output, the report).
+pub fn compose_sample(
+    spec: &ArchiveSpec,
+    out_name: &str,
+    opts: &mosaic::compose::ComposeOptions,
+) -> (tempfile::TempDir, PathBuf, mosaic::compose::ComposeReport) {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = write_sample(dir.path(), spec);
+    let out = dir.path().join(out_name);
+    let report =
+        mosaic::compose::compose(&zip, &out, opts, &mosaic::compose::Control::default()).unwrap();
+    assert_eq!(report.output, out);
+    (dir, out, report)
+}
+
 /// Asserts a measured time is within `tol` ms of where it belongs.
 pub fn near(got: f64, want: f64, tol: f64, what: &str) {
     assert!(
