@@ -527,6 +527,12 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_shows_the_documented_example() {
+        let readme = include_str!("../../README.md");
+        assert!(readme.contains(include_str!("../../docs/mosaic.toml")));
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let err =
             |text: &str, e: &[(&str, &str)]| Config::parse(text, env(e)).unwrap_err().to_string();
