@@ -22,7 +22,9 @@ pub(super) fn build_video_out(
     comp.set_property_from_str("background", "black");
     comp.set_property("max-threads", 2u32);
     let caps = caps_filter(i420_caps(plan.width, plan.height, plan.fps))?;
-    let q = queue(Duration::from_secs(1))?;
+    // Ten frames between the compositor and the encoder are enough to keep both busy; a
+    // second of raw 1920x1080 frames would be 90 MB.
+    let q = queue(Duration::from_millis(334))?;
     let mut chain = vec![comp.clone(), caps, q];
     match input.format {
         OutputFormat::Mp4 | OutputFormat::Mkv => {
