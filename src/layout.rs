@@ -115,6 +115,18 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// The built-in layout of a name (`bestFit`, `pip`, `verticalPresentation`,
+    /// `horizontalPresentation`, any case); `custom` needs its regions, so it is not one.
+    pub fn named(name: &str) -> Option<Layout> {
+        match name.to_ascii_lowercase().as_str() {
+            "bestfit" => Some(Layout::BestFit),
+            "pip" => Some(Layout::Pip),
+            "verticalpresentation" => Some(Layout::VerticalPresentation),
+            "horizontalpresentation" => Some(Layout::HorizontalPresentation),
+            _ => None,
+        }
+    }
+
     /// Tiles for `requests` (in their order; `None` for a stream that gets no tile) on a
     /// `width` x `height` canvas.
     pub fn arrange(&self, width: i32, height: i32, requests: &[TileRequest]) -> Vec<Option<Tile>> {

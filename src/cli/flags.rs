@@ -71,7 +71,7 @@ pub struct ComposeFlags {
     #[arg(long, value_name = "FILE")]
     layout_file: Option<PathBuf>,
     /// Output size, WIDTHxHEIGHT, from 640x480 to 1920x1080.
-    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    #[arg(long, default_value = "1280x720", value_parser = mosaic::compose::plan::parse_size)]
     size: (i32, i32),
     /// Output frame rate.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
@@ -128,10 +128,7 @@ impl ComposeFlags {
                 )
                 .into());
             }
-            ("pip", None) => Layout::Pip,
-            ("verticalPresentation", None) => Layout::VerticalPresentation,
-            ("horizontalPresentation", None) => Layout::HorizontalPresentation,
-            _ => Layout::BestFit,
+            (name, None) => Layout::named(name).unwrap_or(Layout::BestFit),
         };
         Ok(ComposeOptions {
             plan: PlanOptions {
@@ -179,18 +176,6 @@ pub fn parse_layout_name(s: &str) -> Result<String, String> {
         .find(|l| l.eq_ignore_ascii_case(s))
         .map(|l| l.to_string())
         .ok_or_else(|| format!("unknown layout {s:?}; choose one of {}", LAYOUTS.join(", ")))
-}
-
-pub fn parse_size(s: &str) -> Result<(i32, i32), String> {
-    let (w, h) = s
-        .split_once(['x', 'X'])
-        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT"))?;
-    let num = |v: &str| {
-        v.trim()
-            .parse::<i32>()
-            .map_err(|_| format!("{s:?} is not WIDTHxHEIGHT"))
-    };
-    Ok((num(w)?, num(h)?))
 }
 
 /// A loudness target, or none.

@@ -15,6 +15,19 @@ use crate::inspect::{SegmentReport, TrackKind};
 use crate::layout::{Layout, Tile, TileRequest};
 use crate::timeline::{Timeline, VideoType};
 
+/// An output size, `WIDTHxHEIGHT`.
+pub fn parse_size(s: &str) -> Result<(i32, i32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<i32>()
+            .map_err(|_| format!("{s:?} is not WIDTHxHEIGHT"))
+    };
+    Ok((num(w)?, num(h)?))
+}
+
 /// What a tile shows while a stream's video is muted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoMutePolicy {

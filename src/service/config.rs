@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use super::ServiceError;
-use crate::compose::plan::{PlanOptions, VideoMutePolicy};
+use crate::compose::plan::{PlanOptions, VideoMutePolicy, parse_size};
 use crate::compose::{ComposeOptions, OutputFormat, Speed};
 use crate::layout::Layout;
 
@@ -167,25 +167,16 @@ impl ComposeConfig {
                 format!("{:?} is not mp4, webm, mkv, m4a or opus", self.format),
             )
         })?;
-        let (w, h) = self
-            .size
-            .split_once(['x', 'X'])
-            .and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)))
-            .ok_or_else(|| bad("size", format!("{:?} is not WIDTHxHEIGHT", self.size)))?;
-        let layout = match self.layout.to_ascii_lowercase().as_str() {
-            "bestfit" => Layout::BestFit,
-            "pip" => Layout::Pip,
-            "verticalpresentation" => Layout::VerticalPresentation,
-            "horizontalpresentation" => Layout::HorizontalPresentation,
-            other => {
-                return Err(bad(
-                    "layout",
-                    format!(
-                        "{other:?} is not bestFit, pip, verticalPresentation or horizontalPresentation"
-                    ),
-                ));
-            }
-        };
+        let (w, h) = parse_size(&self.size).map_err(|e| bad("size", e))?;
+        let layout = Layout::named(&self.layout).ok_or_else(|| {
+            bad(
+                "layout",
+                format!(
+                    "{:?} is not bestFit, pip, verticalPresentation or horizontalPresentation",
+                    self.layout
+                ),
+            )
+        })?;
         let video_mute = match self.video_mute.as_str() {
             "freeze" => VideoMutePolicy::Freeze,
             "black" => VideoMutePolicy::Black,
@@ -197,17 +188,12 @@ impl ComposeConfig {
                 ));
             }
         };
-        let speed = match self.speed.as_str() {
-            "fast" => Speed::Fast,
-            "balanced" => Speed::Balanced,
-            "quality" => Speed::Quality,
-            other => {
-                return Err(bad(
-                    "speed",
-                    format!("{other:?} is not fast, balanced or quality"),
-                ));
-            }
-        };
+        let speed = <Speed as clap::ValueEnum>::from_str(&self.speed, true).map_err(|_| {
+            bad(
+                "speed",
+                format!("{:?} is not fast, balanced or quality", self.speed),
+            )
+        })?;
         let loudness = match self.loudness.trim() {
             "off" | "" => None,
             text => Some(text.parse::<f64>().map_err(|_| {
