@@ -260,7 +260,7 @@ fn attach(
     Ok(())
 }
 
-/// queue ! decoder [! textoverlay] ! videoscale ! capsfilter, into the compositor.
+/// queue ! decoder [! textoverlay] ! videoconvertscale ! capsfilter, into the compositor.
 ///
 /// The picture is scaled here, in the branch's own thread, to its tile's size (letterboxed,
 /// keeping its aspect ratio, also across resolution changes), so that the compositor's
@@ -291,9 +291,12 @@ fn link_video(
         text.set_property("font-desc", "Sans 20");
         chain.push(text);
     }
-    let scale = make("videoscale")?;
+    // Scaled and converted in one pass, into the output's format and colours, so that the
+    // compositor has nothing left to convert.
+    let scale = make("videoconvertscale")?;
     scale.set_property("add-borders", true);
     scale.set_property_from_str("method", "bilinear");
+    scale.set_property_from_str("dither", "none");
     let tiles = video.tiles.clone();
     let size_of = move |t: i64| -> (i32, i32) {
         let tile = tiles
@@ -308,7 +311,7 @@ fn link_video(
     let filter = caps_filter(tile_caps(first))?;
     let head = scale
         .static_pad("sink")
-        .ok_or_else(|| gst_err("building", "videoscale has no sink pad"))?;
+        .ok_or_else(|| gst_err("building", "videoconvertscale has no sink pad"))?;
     chain.push(scale);
     chain.push(filter.clone());
     let current = Mutex::new(first);
@@ -333,9 +336,12 @@ fn link_video(
 
 fn tile_caps((width, height): (i32, i32)) -> gst::Caps {
     gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
         .field("width", width)
         .field("height", height)
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .field("colorimetry", COLORIMETRY)
+        .field("chroma-site", CHROMA_SITE)
         .build()
 }
 

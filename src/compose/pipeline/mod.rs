@@ -1,7 +1,7 @@
 //! The one-pass GStreamer pipeline that composes an archive (the edge that runs GStreamer).
 //!
 //! ```text
-//! filesrc ! matroskademux ─ video ─ queue ! decoder [! textoverlay] ─┐
+//! filesrc ! matroskademux ─ video ─ queue ! decoder [! textoverlay] ! videoconvertscale ─┐
 //!                         └ audio ─ queue ! opusdec ! audioconvert ! audioresample ─┐
 //!   (one branch per segment file, each entering at its offset)      │              │
 //! videotestsrc (black, exact length) ───────────────────────────────┤              │
@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_video as gst_video;
 
 use super::limiter::{LOOKAHEAD_FRAMES, Limiter};
 use super::plan::{Plan, Spans};
@@ -256,10 +255,11 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
             let video_pad = match (&compositor, want_video) {
                 (Some(comp), true) => {
                     let pad = request_pad(comp)?;
-                    // Frames arrive scaled to the tile (see link_video); the converter only
-                    // acts for a frame or two around a layout change.
+                    // Frames arrive scaled to the tile, in the output's colours (see
+                    // link_video): the compositor copies them as they are. It only scales a
+                    // frame or two around a layout change. (No `converter-config` here: a pad
+                    // that has one is converted, a full copy, on every frame.)
                     pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
-                    pad.set_property("converter-config", fast_scaling());
                     pad.set_property("alpha", 0.0f64);
                     pad.set_offset(ms_to_ns(seg.offset_ms));
                     let layer = Arc::new(Layer::new(
@@ -480,26 +480,6 @@ fn apply(layer: &Layer, stream: &super::plan::StreamLayer, t_ms: i64, stand_in: 
     *last = Some(now);
 }
 
-/// Scaling in the compositor runs on its one aggregating thread for every tile of every
-/// frame: linear resampling without dithering costs about half of the default cubic.
-fn fast_scaling() -> gst::Structure {
-    gst::Structure::builder("GstVideoConverter")
-        .field(
-            "GstVideoConverter.resampler-method",
-            gst_video::VideoResamplerMethod::Linear,
-        )
-        .field(
-            "GstVideoConverter.chroma-resampler-method",
-            gst_video::VideoResamplerMethod::Linear,
-        )
-        .field(
-            "GstVideoConverter.dither",
-            gst_video::VideoDitherMethod::None,
-        )
-        .field("GstVideoConverter.threads", 2u32)
-        .build()
-}
-
 /// Links `tail`'s src pad into a new sink pad of `aggregator`, and returns that pad.
 fn link_into(tail: &gst::Element, aggregator: &gst::Element) -> Result<gst::Pad> {
     let pad = request_pad(aggregator)?;
@@ -542,7 +522,14 @@ fn queue(max_time: Duration) -> Result<gst::Element> {
     Ok(q)
 }
 
-/// Raw I420 video of a size, at the plan's frame rate, square pixels.
+/// The colour description of every layer and of the output. The compositor converts each
+/// frame of a layer whose colorimetry or chroma siting differs from its output's (a full
+/// copy into a fresh buffer, per tile, per frame, on its one aggregating thread); with one
+/// description throughout it blends the decoded tiles as they are.
+const COLORIMETRY: &str = "bt601";
+const CHROMA_SITE: &str = "jpeg";
+
+/// Raw I420 video of a size, at the plan's frame rate, square pixels, mosaic's colours.
 fn i420_caps(width: i32, height: i32, fps: u32) -> gst::Caps {
     gst::Caps::builder("video/x-raw")
         .field("format", "I420")
@@ -550,6 +537,8 @@ fn i420_caps(width: i32, height: i32, fps: u32) -> gst::Caps {
         .field("height", height)
         .field("framerate", gst::Fraction::new(fps as i32, 1))
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .field("colorimetry", COLORIMETRY)
+        .field("chroma-site", CHROMA_SITE)
         .build()
 }
 
