@@ -260,7 +260,8 @@ fn attach(
     Ok(())
 }
 
-/// queue ! decoder [! textoverlay] ! videoconvertscale ! capsfilter, into the compositor.
+/// queue ! decoder [! textoverlay] ! videoconvert ! mosaicletterbox ! capsfilter, into the
+/// compositor.
 ///
 /// The picture is scaled here, in the branch's own thread, to its tile's size (letterboxed,
 /// keeping its aspect ratio, also across resolution changes), so that the compositor's
@@ -291,12 +292,17 @@ fn link_video(
         text.set_property("font-desc", "Sans 20");
         chain.push(text);
     }
-    // Scaled and converted in one pass, into the output's format and colours, so that the
-    // compositor has nothing left to convert.
-    let scale = make("videoconvertscale")?;
-    scale.set_property("add-borders", true);
-    scale.set_property_from_str("method", "bilinear");
-    scale.set_property_from_str("dither", "none");
+    // Converted into the output's format and colours (nothing to do for VP8, whose frames
+    // already are), then scaled into the tile, so that the compositor only copies.
+    chain.push(make("videoconvert")?);
+    chain.push(caps_filter(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("colorimetry", COLORIMETRY)
+            .field("chroma-site", CHROMA_SITE)
+            .build(),
+    )?);
+    let scale = make(letterbox::FACTORY)?;
     let tiles = video.tiles.clone();
     let size_of = move |t: i64| -> (i32, i32) {
         let tile = tiles
@@ -311,7 +317,7 @@ fn link_video(
     let filter = caps_filter(tile_caps(first))?;
     let head = scale
         .static_pad("sink")
-        .ok_or_else(|| gst_err("building", "videoconvertscale has no sink pad"))?;
+        .ok_or_else(|| gst_err("building", "the letterbox has no sink pad"))?;
     chain.push(scale);
     chain.push(filter.clone());
     let current = Mutex::new(first);

@@ -1,7 +1,7 @@
 //! The one-pass GStreamer pipeline that composes an archive (the edge that runs GStreamer).
 //!
 //! ```text
-//! filesrc ! matroskademux ─ video ─ queue ! decoder [! textoverlay] ! videoconvertscale ─┐
+//! filesrc ! matroskademux ─ video ─ queue ! decoder [! textoverlay] ! mosaicletterbox ─┐
 //!                         └ audio ─ queue ! opusdec ! audioconvert ! audioresample ─┐
 //!   (one branch per segment file, each entering at its offset)      │              │
 //! videotestsrc (black, exact length) ───────────────────────────────┤              │
@@ -91,14 +91,17 @@ pub struct PipelineOutcome {
 }
 
 /// Registers the elements mosaic carries inside its binary (gst-plugins-rs' audiofx:
-/// `audioloudnorm`), once per process; no system package needed.
+/// `audioloudnorm`; its own `mosaicletterbox`), once per process.
 fn register_plugins() -> Result<()> {
     static REGISTERED: std::sync::OnceLock<std::result::Result<(), String>> =
         std::sync::OnceLock::new();
     REGISTERED
-        .get_or_init(|| gstrsaudiofx::plugin_register_static().map_err(|e| e.to_string()))
+        .get_or_init(|| {
+            gstrsaudiofx::plugin_register_static().map_err(|e| e.to_string())?;
+            letterbox::register().map_err(|e| e.to_string())
+        })
         .clone()
-        .map_err(|e| gst_err("registering the audiofx elements", e))
+        .map_err(|e| gst_err("registering mosaic's own elements", e))
 }
 
 fn gst_err(context: &str, e: impl std::fmt::Display) -> Error {
@@ -616,6 +619,7 @@ fn add_placeholder(
 }
 
 mod inputs;
+mod letterbox;
 mod outputs;
 use inputs::{SegmentBranch, VideoTarget, add_segment};
 use outputs::{build_audio_out, build_video_out};
