@@ -1,15 +1,17 @@
 //! The one-pass GStreamer pipeline that composes an archive (the edge that runs GStreamer).
 //!
 //! ```text
-//! filesrc ! matroskademux ─ video ─ queue ! decoder [! textoverlay] ! mosaicletterbox ─┐
-//!                         └ audio ─ queue ! opusdec ! audioconvert ! audioresample ─┐
-//!   (one branch per segment file, each entering at its offset)      │              │
-//! videotestsrc (black, exact length) ───────────────────────────────┤              │
-//! placeholder per stream: videotestsrc ! textoverlay ! imagefreeze ─┤              │
-//!                       compositor ! capsfilter ! queue ! encoder ─┐     audiotestsrc (silence,
-//!                                                                  │     exact length) ─┤
-//!   audiomixer ! capsfilter (limiter) [! audioloudnorm at 192 kHz] ! meter ! queue ! encoder
-//!                                                                  └─ muxer ! filesink
+//! video, per segment file:  filesrc ! matroskademux ! decoder [! textoverlay]
+//!                             ! videoconvert ! mosaicletterbox ! capsfilter ─┐
+//! black base layer:         videotestsrc (exact length) ─────────────────────┤
+//! placeholder per stream:   videotestsrc ! textoverlay ! imagefreeze ────────┤
+//!                           compositor ! capsfilter ! queue ! encoder ───────┐
+//! audio, per segment file:  filesrc ! matroskademux ! opusparse ! opusdec    │
+//!                             ! audioconvert ! audioresample ────────────┐   │
+//! silence:                  audiotestsrc (exact length) ─────────────────┤   │
+//!                           audiomixer ! capsfilter (limiter)            │   │
+//!                             [! audioloudnorm at 192 kHz] ! (meter)     │   │
+//!                             ! audioconvert ! queue ! encoder ──────────┴─ muxer ! filesink
 //! ```
 //!
 //! Every segment is decoded once and encoded once. Layout changes, placeholders and freeze
