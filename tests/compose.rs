@@ -10,23 +10,11 @@ use std::process::Command;
 
 use common::*;
 use mosaic::compose::plan::{PlanOptions, VideoMutePolicy};
-use mosaic::compose::{ComposeOptions, ComposeReport, Control, Speed, compose};
+use mosaic::compose::{ComposeOptions, ComposeReport, Control, compose};
 use mosaic::layout::{CustomLayout, Layout};
 use mosaic::sample::{ArchiveSpec, ContainerKind};
 
 const FRAME_MS: f64 = 1000.0 / 30.0;
-
-fn small() -> ComposeOptions {
-    ComposeOptions {
-        plan: PlanOptions {
-            width: 640,
-            height: 480,
-            ..Default::default()
-        },
-        speed: Speed::Fast,
-        ..Default::default()
-    }
-}
 
 fn is_colour(rgb: [f64; 3], want: [u8; 3], what: &str) {
     let d = rgb

@@ -12,8 +12,7 @@ use std::process::Command;
 
 use common::*;
 use mosaic::Error;
-use mosaic::compose::plan::PlanOptions;
-use mosaic::compose::{ComposeOptions, ComposeReport, Control, Speed, compose_recording};
+use mosaic::compose::{ComposeReport, Control, compose_recording};
 use mosaic::layout::{Layout, TileRequest};
 use mosaic::repair::{Align, RepairOptions, repair_recording};
 use mosaic::sample::liveswitch::{LiveswitchOptions, demo, write_folder};
@@ -28,18 +27,6 @@ fn folder() -> (tempfile::TempDir, PathBuf) {
     let rec = dir.path().join("recordings");
     write_folder(&demo(), &rec, &LiveswitchOptions::default()).unwrap();
     (dir, rec)
-}
-
-fn small() -> ComposeOptions {
-    ComposeOptions {
-        plan: PlanOptions {
-            width: 640,
-            height: 480,
-            ..Default::default()
-        },
-        speed: Speed::Fast,
-        ..Default::default()
-    }
 }
 
 fn compose_input(input: &Path, opts: &SourceOptions, out: &Path) -> ComposeReport {

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use mosaic::compose::plan::PlanOptions;
-use mosaic::compose::{ComposeOptions, Control, Speed, compose_recording};
+use mosaic::compose::{Control, compose_recording};
 use mosaic::layout::{Layout, TileRequest};
 use mosaic::sample::ContainerKind;
 use mosaic::source::{self, SourceKind, SourceOptions};
@@ -141,16 +140,7 @@ fn an_enablex_notification_of_three_files_composes_into_three_tiles() {
     assert_eq!(r.key, "room-1-77");
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     let out = dir.path().join("call.mp4");
-    let opts = ComposeOptions {
-        plan: PlanOptions {
-            width: 640,
-            height: 480,
-            ..Default::default()
-        },
-        speed: Speed::Fast,
-        ..Default::default()
-    };
-    let report = compose_recording(&mut r, &out, &opts, &Control::default()).unwrap();
+    let report = compose_recording(&mut r, &out, &small(), &Control::default()).unwrap();
     assert_eq!(report.streams, 3);
     // The files say when they start, not when they end: the last frame's end is known to
     // within a frame.

@@ -74,6 +74,19 @@ pub fn mutes_spec(container: ContainerKind) -> ArchiveSpec {
     )
 }
 
+/// Compose options for tests: a 640x480 output with x264's fastest preset.
+pub fn small() -> mosaic::compose::ComposeOptions {
+    mosaic::compose::ComposeOptions {
+        plan: mosaic::compose::plan::PlanOptions {
+            width: 640,
+            height: 480,
+            ..Default::default()
+        },
+        speed: mosaic::compose::Speed::Fast,
+        ..Default::default()
+    }
+}
+
 /// Writes `spec` as an archive in a new temporary folder and composes it to `out_name`
 /// there: (the folder, the output, the report).
 pub fn compose_sample(
