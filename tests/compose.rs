@@ -43,6 +43,13 @@ fn check_sync(out: &Path, report: &ComposeReport) {
         FRAME_MS,
         "video ends at the span's end",
     );
+    // Nothing of the sound is lost at the end (an encoder that holds samples back must be
+    // flushed: voaacenc kept its last 33 ms), and nothing is added beyond one AAC frame.
+    let audio_end = d.audio_start_ns as f64 / 1e6 + d.audio.len() as f64 / 48.0;
+    assert!(
+        (7_995.0..=8_022.0).contains(&audio_end),
+        "audio ends at {audio_end} ms, not at the span's end (8000)"
+    );
 
     // Flashes, in each stream's tile: m's after the audio and the video mute, s's in its
     // second segment.

@@ -236,29 +236,42 @@ fn aac_encoder() -> Result<gst::Element> {
     let enc = make("voaacenc")?;
     enc.set_property("bitrate", 128_000i32);
     let frames = AAC_DELAY.div_ceil(AAC_FRAME);
-    pad_encoder_input(&enc, frames * AAC_FRAME - AAC_DELAY)?;
+    pad_encoder_input(&enc, frames * AAC_FRAME - AAC_DELAY, AAC_DELAY)?;
     drop_encoder_output(&enc, frames, frames * AAC_FRAME)?;
     Ok(enc)
 }
 
-/// Puts `samples` of silence ahead of the encoder's first input, and moves every input that
-/// long later.
-fn pad_encoder_input(enc: &gst::Element, samples: u64) -> Result<()> {
+/// Puts `lead` samples of silence ahead of the encoder's first input (every input moves that
+/// long later), and `tail` samples after its last, before the end of stream: without them the
+/// encoder keeps its look-ahead, the last 33 ms of sound, when the stream ends.
+fn pad_encoder_input(enc: &gst::Element, lead: u64, tail: u64) -> Result<()> {
     let sink = enc
         .static_pad("sink")
         .ok_or_else(|| gst_err("building", "encoder has no sink pad"))?;
-    let shift = gst::ClockTime::from_nseconds(samples * 1_000_000_000 / 48_000);
-    let first = AtomicBool::new(true);
-    sink.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let frame_bytes = pad
-            .current_caps()
+    let to_ns = |samples: u64| gst::ClockTime::from_nseconds(samples * 1_000_000_000 / 48_000);
+    let shift = to_ns(lead);
+    let silence = |samples: u64, frame_bytes: usize| {
+        gst::Buffer::from_mut_slice(vec![0u8; samples as usize * frame_bytes])
+    };
+    let frame_bytes = |pad: &gst::Pad| {
+        pad.current_caps()
             .and_then(|caps| gst_audio::AudioInfo::from_caps(&caps).ok())
-            .map_or(0, |info| info.bpf() as usize);
+            .map_or(0, |info| info.bpf() as usize)
+    };
+    let first = AtomicBool::new(true);
+    // Where the last input ended, before the shift.
+    let end = Arc::new(Mutex::new(None::<gst::ClockTime>));
+    let ended = end.clone();
+    sink.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let bytes = frame_bytes(pad);
         let Some(buffer) = info.buffer_mut() else {
             return gst::PadProbeReturn::Ok;
         };
-        if first.swap(false, Ordering::Relaxed) && frame_bytes > 0 {
-            let mut padded = gst::Buffer::from_mut_slice(vec![0u8; samples as usize * frame_bytes]);
+        if let (Some(pts), Ok(mut end)) = (buffer.pts(), ended.lock()) {
+            *end = Some(pts + buffer.duration().unwrap_or_default());
+        }
+        if first.swap(false, Ordering::Relaxed) && bytes > 0 {
+            let mut padded = silence(lead, bytes);
             padded.append(buffer.copy());
             if let Some(padded) = padded.get_mut() {
                 padded.set_pts(buffer.pts());
@@ -268,6 +281,26 @@ fn pad_encoder_input(enc: &gst::Element, samples: u64) -> Result<()> {
         } else {
             let buffer = buffer.make_mut();
             buffer.set_pts(buffer.pts().map(|t| t + shift));
+        }
+        gst::PadProbeReturn::Ok
+    });
+    sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
+        if !info
+            .event()
+            .is_some_and(|e| e.type_() == gst::EventType::Eos)
+        {
+            return gst::PadProbeReturn::Ok;
+        }
+        let bytes = frame_bytes(pad);
+        if let (Some(at), true) = (end.lock().ok().and_then(|mut e| e.take()), bytes > 0) {
+            let mut tail_buffer = silence(tail, bytes);
+            if let Some(b) = tail_buffer.get_mut() {
+                b.set_pts(at);
+                b.set_duration(to_ns(tail));
+            }
+            // The probe runs in the streaming thread, which holds the pad's stream lock:
+            // the silence goes through the encoder before the end of stream does.
+            let _ = pad.chain(tail_buffer);
         }
         gst::PadProbeReturn::Ok
     });
