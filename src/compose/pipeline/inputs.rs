@@ -295,13 +295,7 @@ fn link_video(
     // Converted into the output's format and colours (nothing to do for VP8, whose frames
     // already are), then scaled into the tile, so that the compositor only copies.
     chain.push(make("videoconvert")?);
-    chain.push(caps_filter(
-        gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .field("colorimetry", COLORIMETRY)
-            .field("chroma-site", CHROMA_SITE)
-            .build(),
-    )?);
+    chain.push(caps_filter(i420_in_colours().build())?);
     let scale = make(letterbox::FACTORY)?;
     let tiles = video.tiles.clone();
     let size_of = move |t: i64| -> (i32, i32) {
@@ -341,13 +335,10 @@ fn link_video(
 }
 
 fn tile_caps((width, height): (i32, i32)) -> gst::Caps {
-    gst::Caps::builder("video/x-raw")
-        .field("format", "I420")
+    i420_in_colours()
         .field("width", width)
         .field("height", height)
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .field("colorimetry", COLORIMETRY)
-        .field("chroma-site", CHROMA_SITE)
         .build()
 }
 

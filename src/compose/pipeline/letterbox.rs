@@ -38,6 +38,18 @@ pub(super) struct Placement {
     pub height: u32,
 }
 
+impl Placement {
+    /// The same place in a plane of half the width and height (I420's chroma).
+    fn halved(self) -> Placement {
+        Placement {
+            x: self.x / 2,
+            y: self.y / 2,
+            width: self.width / 2,
+            height: self.height / 2,
+        }
+    }
+}
+
 /// The largest rectangle of the input's display aspect ratio that fits the output, centred.
 /// `par`s are pixel aspect ratios (numerator, denominator).
 pub(super) fn place(
@@ -244,45 +256,31 @@ mod imp {
                 .map_err(|_| gst::FlowError::Error)?
                 .ok_or(gst::FlowError::NotNegotiated)?;
             let (out_w, out_h) = (outframe.width() as usize, outframe.height() as usize);
-            let strides: Vec<usize> = outframe
-                .plane_stride()
-                .iter()
-                .map(|s| *s as usize)
-                .collect();
-            let mut planes: Vec<*mut u8> = Vec::with_capacity(3);
+            let strides: [usize; 3] = std::array::from_fn(|i| outframe.plane_stride()[i] as usize);
+            let mut planes = [std::ptr::null_mut::<u8>(); 3];
             for (i, value) in BLACK.iter().enumerate() {
                 let (size, rect) = if i == 0 {
                     ((out_w, out_h), placement)
                 } else {
-                    (
-                        (out_w.div_ceil(2), out_h.div_ceil(2)),
-                        Placement {
-                            x: placement.x / 2,
-                            y: placement.y / 2,
-                            width: placement.width / 2,
-                            height: placement.height / 2,
-                        },
-                    )
+                    ((out_w.div_ceil(2), out_h.div_ceil(2)), placement.halved())
                 };
                 let plane = outframe
                     .plane_data_mut(i as u32)
                     .map_err(|_| gst::FlowError::Error)?;
                 fill_outside(plane, strides[i], size, rect, *value);
                 let offset = rect.y as usize * strides[i] + rect.x as usize;
-                if offset >= plane.len() {
-                    return Err(gst::FlowError::Error);
-                }
-                planes.push(plane[offset..].as_mut_ptr());
+                planes[i] = plane
+                    .get_mut(offset..)
+                    .ok_or(gst::FlowError::Error)?
+                    .as_mut_ptr();
             }
             let in_strides = inframe.plane_stride();
-            let mut sources: Vec<*const u8> = Vec::with_capacity(3);
-            for i in 0..3u32 {
-                sources.push(
-                    inframe
-                        .plane_data(i)
-                        .map_err(|_| gst::FlowError::Error)?
-                        .as_ptr(),
-                );
+            let mut sources = [std::ptr::null::<u8>(); 3];
+            for (i, source) in sources.iter_mut().enumerate() {
+                *source = inframe
+                    .plane_data(i as u32)
+                    .map_err(|_| gst::FlowError::Error)?
+                    .as_ptr();
             }
             // SAFETY: the pointers come from mapped frames whose planes hold the strides and
             // sizes given (the destination's starts at the placement's offset, which lies

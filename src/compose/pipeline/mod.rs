@@ -534,16 +534,21 @@ fn queue(max_time: Duration) -> Result<gst::Element> {
 const COLORIMETRY: &str = "bt601";
 const CHROMA_SITE: &str = "jpeg";
 
-/// Raw I420 video of a size, at the plan's frame rate, square pixels, mosaic's colours.
-fn i420_caps(width: i32, height: i32, fps: u32) -> gst::Caps {
+/// Raw I420 video in mosaic's colours (every layer and the output).
+fn i420_in_colours() -> gst::caps::Builder<gst::caps::NoFeature> {
     gst::Caps::builder("video/x-raw")
         .field("format", "I420")
+        .field("colorimetry", COLORIMETRY)
+        .field("chroma-site", CHROMA_SITE)
+}
+
+/// Raw I420 video of a size, at the plan's frame rate, square pixels, mosaic's colours.
+fn i420_caps(width: i32, height: i32, fps: u32) -> gst::Caps {
+    i420_in_colours()
         .field("width", width)
         .field("height", height)
         .field("framerate", gst::Fraction::new(fps as i32, 1))
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .field("colorimetry", COLORIMETRY)
-        .field("chroma-site", CHROMA_SITE)
         .build()
 }
 

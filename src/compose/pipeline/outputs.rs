@@ -263,14 +263,16 @@ fn pad_encoder_input(enc: &gst::Element, lead: u64, tail: u64) -> Result<()> {
     let end = Arc::new(Mutex::new(None::<gst::ClockTime>));
     let ended = end.clone();
     sink.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let bytes = frame_bytes(pad);
         let Some(buffer) = info.buffer_mut() else {
             return gst::PadProbeReturn::Ok;
         };
         if let (Some(pts), Ok(mut end)) = (buffer.pts(), ended.lock()) {
             *end = Some(pts + buffer.duration().unwrap_or_default());
         }
-        if first.swap(false, Ordering::Relaxed) && bytes > 0 {
+        // The caps are read once, for the first buffer (and at the end).
+        if first.swap(false, Ordering::Relaxed)
+            && let bytes @ 1.. = frame_bytes(pad)
+        {
             let mut padded = silence(lead, bytes);
             padded.append(buffer.copy());
             if let Some(padded) = padded.get_mut() {

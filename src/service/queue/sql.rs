@@ -408,6 +408,11 @@ mod tests {
     use super::*;
     use crate::service::queue::{Kind, NewJob, Outcome, Queue};
 
+    /// A 100 ms lease on the next process job, for `worker` at `now_ms`.
+    async fn claim(q: &SqlQueue, worker: &str, now_ms: i64) -> Option<JobRow> {
+        q.claim(Kind::Process, worker, 100, now_ms).await.unwrap()
+    }
+
     fn job(key: &str, run_at_ms: i64) -> NewJob {
         NewJob {
             kind: Kind::Process,
@@ -431,31 +436,13 @@ mod tests {
         assert!(new);
         let (again, new) = q.enqueue(job("k1", 1_000)).await.unwrap();
         assert_eq!((again.as_str(), new), (a.as_str(), false));
-        assert!(
-            q.claim(Kind::Process, "w1", 100, 999)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let got = q
-            .claim(Kind::Process, "w1", 100, 1_000)
-            .await
-            .unwrap()
-            .unwrap();
+        assert!(claim(&q, "w1", 999).await.is_none());
+        let got = claim(&q, "w1", 1_000).await.unwrap();
         assert_eq!((got.id.as_str(), got.attempts), (a.as_str(), 1));
-        assert!(
-            q.claim(Kind::Process, "w2", 100, 1_050)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(claim(&q, "w2", 1_050).await.is_none());
         assert!(q.heartbeat(&a, "w1", 1_200, 50.0).await.unwrap());
         // w1 dies: its lease runs out and w2 takes the job over; w1's late finish is void.
-        let over = q
-            .claim(Kind::Process, "w2", 100, 1_201)
-            .await
-            .unwrap()
-            .unwrap();
+        let over = claim(&q, "w2", 1_201).await.unwrap();
         assert_eq!(over.attempts, 2);
         assert!(!q.heartbeat(&a, "w1", 1_400, 60.0).await.unwrap());
         let done = Outcome::Succeeded {
@@ -467,17 +454,8 @@ mod tests {
             run_at_ms: 2_000,
         };
         assert!(q.finish(&a, "w2", retry, 1_250).await.unwrap());
-        assert!(
-            q.claim(Kind::Process, "w2", 100, 1_999)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let third = q
-            .claim(Kind::Process, "w2", 100, 2_000)
-            .await
-            .unwrap()
-            .unwrap();
+        assert!(claim(&q, "w2", 1_999).await.is_none());
+        let third = claim(&q, "w2", 2_000).await.unwrap();
         assert_eq!(third.last_error.as_deref(), Some("network"));
         assert!(q.finish(&a, "w2", done, 2_010).await.unwrap());
         let row = q.get(&a).await.unwrap().unwrap();
