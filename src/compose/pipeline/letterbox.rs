@@ -9,6 +9,8 @@
 use std::os::raw::c_int;
 use std::sync::Mutex;
 
+use super::enlarge::Enlarger;
+
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
@@ -141,7 +143,14 @@ mod imp {
 
     #[derive(Default)]
     pub struct Letterbox {
-        placement: Mutex<Option<Placement>>,
+        state: Mutex<Option<State>>,
+    }
+
+    /// What the negotiated sizes fix.
+    struct State {
+        placement: Placement,
+        /// Luma and chroma enlargers, when the picture grows (libyuv is slow at that).
+        enlarge: Option<[Enlarger; 2]>,
     }
 
     #[glib::object_subclass]
@@ -237,11 +246,20 @@ mod imp {
                 (out_info.width(), out_info.height()),
                 par(out_info),
             );
+            let (in_w, in_h) = (in_info.width() as usize, in_info.height() as usize);
+            let (w, h) = (placement.width as usize, placement.height as usize);
+            let grows = w >= in_w && h >= in_h && (w, h) != (in_w, in_h);
+            let enlarge = grows.then(|| {
+                [
+                    Enlarger::new((in_w, in_h), (w, h)),
+                    Enlarger::new((in_w.div_ceil(2), in_h.div_ceil(2)), (w / 2, h / 2)),
+                ]
+            });
             *self
-                .placement
+                .state
                 .lock()
-                .map_err(|_| gst::loggable_error!(gst::CAT_RUST, "placement lock poisoned"))? =
-                Some(placement);
+                .map_err(|_| gst::loggable_error!(gst::CAT_RUST, "state lock poisoned"))? =
+                Some(State { placement, enlarge });
             Ok(())
         }
 
@@ -250,14 +268,14 @@ mod imp {
             inframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
             outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
         ) -> Result<gst::FlowSuccess, gst::FlowError> {
-            let placement = self
-                .placement
-                .lock()
-                .map_err(|_| gst::FlowError::Error)?
-                .ok_or(gst::FlowError::NotNegotiated)?;
+            let mut state = self.state.lock().map_err(|_| gst::FlowError::Error)?;
+            let State { placement, enlarge } =
+                state.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+            let placement = *placement;
             let (out_w, out_h) = (outframe.width() as usize, outframe.height() as usize);
             let strides: [usize; 3] = std::array::from_fn(|i| outframe.plane_stride()[i] as usize);
-            let mut planes = [std::ptr::null_mut::<u8>(); 3];
+            // Where the picture starts in each plane, after its borders are filled.
+            let mut offsets = [0usize; 3];
             for (i, value) in BLACK.iter().enumerate() {
                 let (size, rect) = if i == 0 {
                     ((out_w, out_h), placement)
@@ -268,13 +286,34 @@ mod imp {
                     .plane_data_mut(i as u32)
                     .map_err(|_| gst::FlowError::Error)?;
                 fill_outside(plane, strides[i], size, rect, *value);
-                let offset = rect.y as usize * strides[i] + rect.x as usize;
-                planes[i] = plane
-                    .get_mut(offset..)
+                offsets[i] = rect.y as usize * strides[i] + rect.x as usize;
+            }
+            let in_strides = inframe.plane_stride();
+            if let Some(enlargers) = enlarge {
+                for i in 0..3 {
+                    let src = inframe
+                        .plane_data(i as u32)
+                        .map_err(|_| gst::FlowError::Error)?;
+                    let dst = outframe
+                        .plane_data_mut(i as u32)
+                        .map_err(|_| gst::FlowError::Error)?
+                        .get_mut(offsets[i]..)
+                        .ok_or(gst::FlowError::Error)?;
+                    if !enlargers[i.min(1)].scale(src, in_strides[i] as usize, dst, strides[i]) {
+                        return Err(gst::FlowError::Error);
+                    }
+                }
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            let mut planes = [std::ptr::null_mut::<u8>(); 3];
+            for (i, plane) in planes.iter_mut().enumerate() {
+                *plane = outframe
+                    .plane_data_mut(i as u32)
+                    .map_err(|_| gst::FlowError::Error)?
+                    .get_mut(offsets[i]..)
                     .ok_or(gst::FlowError::Error)?
                     .as_mut_ptr();
             }
-            let in_strides = inframe.plane_stride();
             let mut sources = [std::ptr::null::<u8>(); 3];
             for (i, source) in sources.iter_mut().enumerate() {
                 *source = inframe
@@ -451,5 +490,27 @@ mod tests {
         assert!(rows[..120].iter().all(|r| r.iter().all(|&y| y == 16)));
         assert!(rows[120..360].iter().all(|r| r.iter().all(|&y| y >= 234)));
         assert!(rows[360..].iter().all(|r| r.iter().all(|&y| y == 16)));
+    }
+
+    #[test]
+    fn a_real_frame_is_enlarged_into_a_larger_tile() {
+        // A 2x2 grid at 1920x1080: 640x480 grows into 720x540, 120 columns of border each side.
+        let rows = letterboxed((960, 540));
+        assert_eq!(rows.len(), 540);
+        for row in [0, 1, 270, 538, 539] {
+            let line = &rows[row];
+            assert!(
+                line[..120].iter().all(|&y| y == 16),
+                "left border, row {row}"
+            );
+            assert!(
+                line[840..].iter().all(|&y| y == 16),
+                "right border, row {row}"
+            );
+            assert!(
+                line[120..840].iter().all(|&y| y >= 234),
+                "picture, row {row}"
+            );
+        }
     }
 }

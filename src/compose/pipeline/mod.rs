@@ -625,6 +625,7 @@ fn add_placeholder(
     Ok(pad)
 }
 
+mod enlarge;
 mod inputs;
 mod letterbox;
 mod outputs;
