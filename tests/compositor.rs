@@ -1,9 +1,10 @@
-//! The compositor copies the decoded tiles as they are: no layer of a compose is converted
-//! frame by frame. A converted layer costs a full copy into a fresh output-sized buffer per
-//! frame on the compositor's one thread (it was 14 % of a compose's CPU and nearly all its
-//! page faults, issue 11). Read from GStreamer's own debug log of real composes: VP8 in WebM
-//! and H.264 in Matroska (whose decoder describes its colours differently), each with every
-//! picture scaled into its tile.
+//! The canvas copies the decoded tiles as they are: no layer of a compose is converted or
+//! scaled there frame by frame. A converted layer costs a full copy into a fresh buffer per
+//! frame on the aggregator's one thread (with GStreamer's compositor it was 14 % of a
+//! compose's CPU and nearly all its page faults, issue 11). Read from GStreamer's debug log
+//! of real composes (the video aggregator's conversions, mosaic's canvas's letterboxing):
+//! VP8 in WebM and H.264 in Matroska (whose decoder describes its colours differently), each
+//! with every picture scaled into its tile upstream.
 //!
 //! (Its own test binary: the log hook and threshold are process-wide.)
 
@@ -15,18 +16,20 @@ use common::*;
 use gstreamer as gst;
 use mosaic::sample::ContainerKind;
 
-/// The compositor's "this pad will be converted" decisions logged while `run` runs.
+/// The "this pad will be converted" (video aggregator) and "letterboxing a frame into its
+/// layer" (mosaic's canvas) decisions logged while `run` runs.
 fn conversions_during(run: impl FnOnce()) -> Vec<String> {
     gst::init().unwrap();
     gst::log::remove_default_log_function();
     gst::log::set_threshold_for_name("videoaggregator", gst::DebugLevel::Debug);
+    gst::log::set_threshold_for_name("mosaiccanvas", gst::DebugLevel::Debug);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let hook = {
         let seen = seen.clone();
         gst::log::add_log_function(
             move |_cat, _level, _file, _function, _line, object, message| {
                 let text = message.get().map(|m| m.to_string()).unwrap_or_default();
-                if text.contains("will be converted") {
+                if text.contains("will be converted") || text.contains("letterboxing") {
                     let who = object.map(|o| o.to_string()).unwrap_or_default();
                     seen.lock().unwrap().push(format!("{who}: {text}"));
                 }
@@ -73,7 +76,7 @@ fn no_layer_is_converted_frame_by_frame() {
         );
         assert!(
             converted.is_empty(),
-            "{container:?}: the compositor converted {converted:?}"
+            "{container:?}: the canvas converted {converted:?}"
         );
     }
 }

@@ -1,5 +1,5 @@
 //! The input side: one demuxer per kind of media of each file, decoders, scaling to the
-//! tile, into the compositor and the mixer.
+//! tile, into the canvas and the mixer.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -37,7 +37,7 @@ struct Window {
 /// linked as the demuxer's pad appears and every other pad to a fakesink.
 ///
 /// Audio and video are demuxed separately so that neither waits for the other: in a long
-/// video mute (10 s in a real Chrome capture) the compositor waits for the next video frame
+/// video mute (10 s in a real Chrome capture) the canvas waits for the next video frame
 /// while the audio goes on; with one demuxer, its thread would block on full audio queues
 /// before reaching that frame, and the pipeline would deadlock. Reading the file twice costs
 /// little; each track is still decoded once, in its demuxer's own thread (no queue: a hand-off
@@ -64,7 +64,7 @@ pub(super) fn add_segment(
 
 /// Where a segment's decoded video goes.
 pub(super) struct VideoTarget {
-    /// The compositor pad.
+    /// The canvas pad.
     pub(super) pad: gst::Pad,
     pub(super) codec: Codec,
     /// The label to draw, with `--labels`.
@@ -261,10 +261,10 @@ fn attach(
     Ok(())
 }
 
-/// decoder [! textoverlay] ! videoconvert ! mosaicletterbox ! capsfilter, into the compositor.
+/// decoder [! textoverlay] ! videoconvert ! mosaicletterbox ! capsfilter, into the canvas.
 ///
 /// The picture is scaled here, in the branch's own thread, to its tile's size (letterboxed,
-/// keeping its aspect ratio, also across resolution changes), so that the compositor's
+/// keeping its aspect ratio, also across resolution changes), so that the canvas's
 /// single aggregating thread only blends. When the layout changes, the capsfilter is given
 /// the new tile size as the first buffer of the new layout passes: the change travels with
 /// the data, in order.
@@ -293,7 +293,7 @@ fn link_video(
         chain.push(text);
     }
     // Converted into the output's format and colours (nothing to do for VP8, whose frames
-    // already are), then scaled into the tile, so that the compositor only copies.
+    // already are), then scaled into the tile, so that the canvas only copies.
     chain.push(make("videoconvert")?);
     chain.push(caps_filter(i420_in_colours().build())?);
     let scale = make(letterbox::FACTORY)?;

@@ -136,6 +136,94 @@ fn fill_outside(
     }
 }
 
+/// Scales I420 `inframe` into `placement` inside `outframe` and paints the rest black
+/// (with `enlarge`'s tables when the picture grows; libyuv otherwise).
+pub(super) fn letterbox_frame(
+    inframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
+    outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    placement: Placement,
+    enlarge: Option<&mut [Enlarger; 2]>,
+) -> Result<(), gst::FlowError> {
+    let (out_w, out_h) = (outframe.width() as usize, outframe.height() as usize);
+    let strides: [usize; 3] = std::array::from_fn(|i| outframe.plane_stride()[i] as usize);
+    // Where the picture starts in each plane, after its borders are filled.
+    let mut offsets = [0usize; 3];
+    for (i, value) in BLACK.iter().enumerate() {
+        let (size, rect) = if i == 0 {
+            ((out_w, out_h), placement)
+        } else {
+            ((out_w.div_ceil(2), out_h.div_ceil(2)), placement.halved())
+        };
+        let plane = outframe
+            .plane_data_mut(i as u32)
+            .map_err(|_| gst::FlowError::Error)?;
+        fill_outside(plane, strides[i], size, rect, *value);
+        offsets[i] = rect.y as usize * strides[i] + rect.x as usize;
+    }
+    let in_strides = inframe.plane_stride();
+    if let Some(enlargers) = enlarge {
+        for i in 0..3 {
+            let src = inframe
+                .plane_data(i as u32)
+                .map_err(|_| gst::FlowError::Error)?;
+            let dst = outframe
+                .plane_data_mut(i as u32)
+                .map_err(|_| gst::FlowError::Error)?
+                .get_mut(offsets[i]..)
+                .ok_or(gst::FlowError::Error)?;
+            if !enlargers[i.min(1)].scale(src, in_strides[i] as usize, dst, strides[i]) {
+                return Err(gst::FlowError::Error);
+            }
+        }
+        return Ok(());
+    }
+    let mut planes = [std::ptr::null_mut::<u8>(); 3];
+    for (i, plane) in planes.iter_mut().enumerate() {
+        *plane = outframe
+            .plane_data_mut(i as u32)
+            .map_err(|_| gst::FlowError::Error)?
+            .get_mut(offsets[i]..)
+            .ok_or(gst::FlowError::Error)?
+            .as_mut_ptr();
+    }
+    let mut sources = [std::ptr::null::<u8>(); 3];
+    for (i, source) in sources.iter_mut().enumerate() {
+        *source = inframe
+            .plane_data(i as u32)
+            .map_err(|_| gst::FlowError::Error)?
+            .as_ptr();
+    }
+    // SAFETY: the pointers come from mapped frames whose planes hold the strides and
+    // sizes given (the destination's starts at the placement's offset, which lies
+    // inside its plane; the placement fits the output by construction), and the
+    // frames stay mapped for the call.
+    let status = unsafe {
+        I420Scale(
+            sources[0],
+            in_strides[0],
+            sources[1],
+            in_strides[1],
+            sources[2],
+            in_strides[2],
+            inframe.width() as c_int,
+            inframe.height() as c_int,
+            planes[0],
+            strides[0] as c_int,
+            planes[1],
+            strides[1] as c_int,
+            planes[2],
+            strides[2] as c_int,
+            placement.width as c_int,
+            placement.height as c_int,
+            FILTER_BOX,
+        )
+    };
+    if status != 0 {
+        return Err(gst::FlowError::Error);
+    }
+    Ok(())
+}
+
 mod imp {
     use super::*;
     use gst::subclass::prelude::*;
@@ -271,84 +359,7 @@ mod imp {
             let mut state = self.state.lock().map_err(|_| gst::FlowError::Error)?;
             let State { placement, enlarge } =
                 state.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
-            let placement = *placement;
-            let (out_w, out_h) = (outframe.width() as usize, outframe.height() as usize);
-            let strides: [usize; 3] = std::array::from_fn(|i| outframe.plane_stride()[i] as usize);
-            // Where the picture starts in each plane, after its borders are filled.
-            let mut offsets = [0usize; 3];
-            for (i, value) in BLACK.iter().enumerate() {
-                let (size, rect) = if i == 0 {
-                    ((out_w, out_h), placement)
-                } else {
-                    ((out_w.div_ceil(2), out_h.div_ceil(2)), placement.halved())
-                };
-                let plane = outframe
-                    .plane_data_mut(i as u32)
-                    .map_err(|_| gst::FlowError::Error)?;
-                fill_outside(plane, strides[i], size, rect, *value);
-                offsets[i] = rect.y as usize * strides[i] + rect.x as usize;
-            }
-            let in_strides = inframe.plane_stride();
-            if let Some(enlargers) = enlarge {
-                for i in 0..3 {
-                    let src = inframe
-                        .plane_data(i as u32)
-                        .map_err(|_| gst::FlowError::Error)?;
-                    let dst = outframe
-                        .plane_data_mut(i as u32)
-                        .map_err(|_| gst::FlowError::Error)?
-                        .get_mut(offsets[i]..)
-                        .ok_or(gst::FlowError::Error)?;
-                    if !enlargers[i.min(1)].scale(src, in_strides[i] as usize, dst, strides[i]) {
-                        return Err(gst::FlowError::Error);
-                    }
-                }
-                return Ok(gst::FlowSuccess::Ok);
-            }
-            let mut planes = [std::ptr::null_mut::<u8>(); 3];
-            for (i, plane) in planes.iter_mut().enumerate() {
-                *plane = outframe
-                    .plane_data_mut(i as u32)
-                    .map_err(|_| gst::FlowError::Error)?
-                    .get_mut(offsets[i]..)
-                    .ok_or(gst::FlowError::Error)?
-                    .as_mut_ptr();
-            }
-            let mut sources = [std::ptr::null::<u8>(); 3];
-            for (i, source) in sources.iter_mut().enumerate() {
-                *source = inframe
-                    .plane_data(i as u32)
-                    .map_err(|_| gst::FlowError::Error)?
-                    .as_ptr();
-            }
-            // SAFETY: the pointers come from mapped frames whose planes hold the strides and
-            // sizes given (the destination's starts at the placement's offset, which lies
-            // inside its plane; the placement fits the output by construction), and the
-            // frames stay mapped for the call.
-            let status = unsafe {
-                I420Scale(
-                    sources[0],
-                    in_strides[0],
-                    sources[1],
-                    in_strides[1],
-                    sources[2],
-                    in_strides[2],
-                    inframe.width() as c_int,
-                    inframe.height() as c_int,
-                    planes[0],
-                    strides[0] as c_int,
-                    planes[1],
-                    strides[1] as c_int,
-                    planes[2],
-                    strides[2] as c_int,
-                    placement.width as c_int,
-                    placement.height as c_int,
-                    FILTER_BOX,
-                )
-            };
-            if status != 0 {
-                return Err(gst::FlowError::Error);
-            }
+            letterbox_frame(inframe, outframe, *placement, enlarge.as_mut())?;
             Ok(gst::FlowSuccess::Ok)
         }
     }

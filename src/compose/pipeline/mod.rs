@@ -5,7 +5,7 @@
 //!                             ! videoconvert ! mosaicletterbox ! capsfilter ─┐
 //! black base layer:         videotestsrc (exact length) ─────────────────────┤
 //! placeholder per stream:   videotestsrc ! textoverlay ! imagefreeze ────────┤
-//!                           compositor ! capsfilter ! queue ! encoder ───────┐
+//!                           mosaiccanvas ! capsfilter ! queue ! encoder ─────┐
 //! audio, per segment file:  filesrc ! matroskademux ! opusparse ! opusdec    │
 //!                             ! audioconvert ! audioresample ────────────┐   │
 //! silence:                  audiotestsrc (exact length) ─────────────────┤   │
@@ -15,8 +15,8 @@
 //! ```
 //!
 //! Every segment is decoded once and encoded once. Layout changes, placeholders and freeze
-//! limits are steps of compositor pad properties, applied from the pure [`Plan`] in the
-//! compositor's `samples-selected` signal, right before each output frame is blended.
+//! limits are steps of canvas pad properties, applied from the pure [`Plan`] in the
+//! canvas's `samples-selected` signal, right before each output frame is drawn.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -100,7 +100,8 @@ fn register_plugins() -> Result<()> {
     REGISTERED
         .get_or_init(|| {
             gstrsaudiofx::plugin_register_static().map_err(|e| e.to_string())?;
-            letterbox::register().map_err(|e| e.to_string())
+            letterbox::register().map_err(|e| e.to_string())?;
+            canvas::register().map_err(|e| e.to_string())
         })
         .clone()
         .map_err(|e| gst_err("registering mosaic's own elements", e))
@@ -137,7 +138,7 @@ fn zorder(tile_z: u32, stream: usize, video: bool) -> u32 {
     tile_z * 1_000 + (stream as u32) * 2 + 1 + u32::from(video)
 }
 
-/// A compositor pad and when it shows.
+/// A canvas pad and when it shows.
 struct Layer {
     pad: gst::glib::WeakRef<gst::Pad>,
     stream: usize,
@@ -145,7 +146,7 @@ struct Layer {
     video: bool,
     /// The media file a video layer shows.
     file: Option<String>,
-    /// A video layer: a decoded frame has reached the compositor.
+    /// A video layer: a decoded frame has reached the canvas.
     decoded: AtomicBool,
     /// The last values set, to touch properties only on change.
     last: Mutex<Option<PadState>>,
@@ -209,7 +210,7 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
     mux.link(&sink).map_err(|e| gst_err("linking muxer", e))?;
 
     let frame_counter = Arc::new(AtomicU64::new(0));
-    let compositor = if has_video {
+    let canvas = if has_video {
         Some(build_video_out(
             &pipeline,
             plan,
@@ -225,7 +226,7 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
 
     // Sources: exact-length base layers, placeholders, one branch per segment file.
     let mut layers: Vec<Arc<Layer>> = Vec::new();
-    if let Some(comp) = &compositor {
+    if let Some(comp) = &canvas {
         add_base_video(&pipeline, comp, plan, frames)?;
         for (i, stream) in plan.streams.iter().enumerate() {
             // A stream with video also gets one when concealing: it stands in for video
@@ -252,19 +253,17 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
                 });
             };
             let (vcodec, acodec) = (file.video, file.audio);
-            let want_video = compositor.is_some() && seg.has_video && vcodec.is_some();
+            let want_video = canvas.is_some() && seg.has_video && vcodec.is_some();
             let want_audio = seg.has_audio && acodec.is_some();
             if !want_video && !want_audio {
                 continue;
             }
-            let video_pad = match (&compositor, want_video) {
+            let video_pad = match (&canvas, want_video) {
                 (Some(comp), true) => {
                     let pad = request_pad(comp)?;
                     // Frames arrive scaled to the tile, in the output's colours (see
-                    // link_video): the compositor copies them as they are. It only scales a
-                    // frame or two around a layout change. (No `converter-config` here: a pad
-                    // that has one is converted, a full copy, on every frame.)
-                    pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+                    // link_video): the canvas copies them as they are. It only scales a
+                    // frame or two around a layout change.
                     pad.set_property("alpha", 0.0f64);
                     pad.set_offset(ms_to_ns(seg.offset_ms));
                     let layer = Arc::new(Layer::new(
@@ -313,7 +312,7 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
 
     // Layer properties, frame by frame, from the plan.
     let video_layers: Vec<Arc<Layer>> = layers.iter().filter(|l| l.video).cloned().collect();
-    if let Some(comp) = &compositor {
+    if let Some(comp) = &canvas {
         comp.set_property("emit-signals", true);
         let streams = plan.streams.clone();
         comp.connect("samples-selected", false, move |args| {
@@ -527,10 +526,9 @@ fn queue(max_time: Duration) -> Result<gst::Element> {
     Ok(q)
 }
 
-/// The colour description of every layer and of the output. The compositor converts each
-/// frame of a layer whose colorimetry or chroma siting differs from its output's (a full
-/// copy into a fresh buffer, per tile, per frame, on its one aggregating thread); with one
-/// description throughout it blends the decoded tiles as they are.
+/// The colour description of every layer and of the output. The canvas copies the bytes of
+/// each layer as they are, so every layer is converted to this description on its own
+/// branch (where the decoder's already matches, that conversion passes through).
 const COLORIMETRY: &str = "bt601";
 const CHROMA_SITE: &str = "jpeg";
 
@@ -620,11 +618,12 @@ fn add_placeholder(
     )?;
     link_chain(pipeline, &[src, caps, text, freeze, rate.clone()])?;
     let pad = link_into(&rate, comp)?;
-    pad.set_property_from_str("sizing-policy", "none");
+    pad.set_property("stretch", true);
     pad.set_property("alpha", 0.0f64);
     Ok(pad)
 }
 
+mod canvas;
 mod enlarge;
 mod inputs;
 mod letterbox;

@@ -1,4 +1,4 @@
-//! The output side: compositor, audio mixer and limiter, encoders into the muxer.
+//! The output side: canvas, audio mixer and limiter, encoders into the muxer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use gstreamer_audio as gst_audio;
 use super::*;
 use crate::compose::meter::Meter;
 
-/// compositor ! capsfilter ! queue ! encoder [! parser] ! muxer
+/// mosaiccanvas ! capsfilter ! queue ! encoder [! parser] ! muxer
 pub(super) fn build_video_out(
     pipeline: &gst::Pipeline,
     plan: &Plan,
@@ -19,11 +19,9 @@ pub(super) fn build_video_out(
     mux: &gst::Element,
     frame_counter: &Arc<AtomicU64>,
 ) -> Result<gst::Element> {
-    let comp = make("compositor")?;
-    comp.set_property_from_str("background", "black");
-    comp.set_property("max-threads", 2u32);
+    let comp = make(super::canvas::FACTORY)?;
     let caps = caps_filter(i420_caps(plan.width, plan.height, plan.fps))?;
-    // Three frames between the compositor and the encoder keep both busy (x264 holds its
+    // Three frames between the canvas and the encoder keep both busy (x264 holds its
     // own ten-frame look-ahead); ten measured no faster and cost 20 MB more at 1920x1080.
     let q = queue(Duration::from_millis(100))?;
     let mut chain = vec![comp.clone(), caps, q];
