@@ -1,10 +1,10 @@
-//! The canvas copies the decoded tiles as they are: no layer of a compose is converted or
-//! scaled there frame by frame. A converted layer costs a full copy into a fresh buffer per
-//! frame on the aggregator's one thread (with GStreamer's compositor it was 14 % of a
+//! The canvas draws each decoded picture straight into its tile: no layer of a compose goes
+//! through a converted or temporary copy frame by frame. Such a copy costs a fresh buffer per
+//! tile per frame on the aggregator's one thread (with GStreamer's compositor it was 14 % of a
 //! compose's CPU and nearly all its page faults, issue 11). Read from GStreamer's debug log
-//! of real composes (the video aggregator's conversions, mosaic's canvas's letterboxing):
-//! VP8 in WebM and H.264 in Matroska (whose decoder describes its colours differently), each
-//! with every picture scaled into its tile upstream.
+//! of real composes (the video aggregator's conversions, the canvas's copies): VP8 in WebM
+//! and H.264 in Matroska (whose decoder describes its colours differently), each picture
+//! scaled into its half of the frame.
 //!
 //! (Its own test binary: the log hook and threshold are process-wide.)
 
@@ -16,8 +16,8 @@ use common::*;
 use gstreamer as gst;
 use mosaic::sample::ContainerKind;
 
-/// The "this pad will be converted" (video aggregator) and "letterboxing a frame into its
-/// layer" (mosaic's canvas) decisions logged while `run` runs.
+/// The "this pad will be converted" (video aggregator) and "through a copy" (mosaic's
+/// canvas) decisions logged while `run` runs.
 fn conversions_during(run: impl FnOnce()) -> Vec<String> {
     gst::init().unwrap();
     gst::log::remove_default_log_function();
@@ -29,7 +29,7 @@ fn conversions_during(run: impl FnOnce()) -> Vec<String> {
         gst::log::add_log_function(
             move |_cat, _level, _file, _function, _line, object, message| {
                 let text = message.get().map(|m| m.to_string()).unwrap_or_default();
-                if text.contains("will be converted") || text.contains("letterboxing") {
+                if text.contains("will be converted") || text.contains("through a copy") {
                     let who = object.map(|o| o.to_string()).unwrap_or_default();
                     seen.lock().unwrap().push(format!("{who}: {text}"));
                 }

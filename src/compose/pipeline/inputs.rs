@@ -69,9 +69,6 @@ pub(super) struct VideoTarget {
     pub(super) codec: Codec,
     /// The label to draw, with `--labels`.
     pub(super) label: Option<String>,
-    /// The stream's tile over output time, and where the file's time 0 sits in it.
-    pub(super) tiles: Vec<(i64, Option<Tile>)>,
-    pub(super) offset_ms: i64,
 }
 
 enum Target {
@@ -261,13 +258,11 @@ fn attach(
     Ok(())
 }
 
-/// decoder [! textoverlay] ! videoconvert ! mosaicletterbox ! capsfilter, into the canvas.
+/// decoder [! textoverlay] ! videoconvert ! capsfilter, into the canvas.
 ///
-/// The picture is scaled here, in the branch's own thread, to its tile's size (letterboxed,
-/// keeping its aspect ratio, also across resolution changes), so that the canvas's
-/// single aggregating thread only blends. When the layout changes, the capsfilter is given
-/// the new tile size as the first buffer of the new layout passes: the change travels with
-/// the data, in order.
+/// The decoded picture goes to the canvas as it is (converted only where its colour
+/// description differs from the output's; VP8's already matches): the canvas scales it
+/// straight into its place in the output frame, whatever the layout at that moment.
 fn link_video(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
@@ -292,54 +287,9 @@ fn link_video(
         text.set_property("font-desc", "Sans 20");
         chain.push(text);
     }
-    // Converted into the output's format and colours (nothing to do for VP8, whose frames
-    // already are), then scaled into the tile, so that the canvas only copies.
     chain.push(make("videoconvert")?);
     chain.push(caps_filter(i420_in_colours().build())?);
-    let scale = make(letterbox::FACTORY)?;
-    let tiles = video.tiles.clone();
-    let size_of = move |t: i64| -> (i32, i32) {
-        let tile = tiles
-            .iter()
-            .take_while(|(at, _)| *at <= t)
-            .filter_map(|(_, tile)| *tile)
-            .last()
-            .or_else(|| tiles.iter().find_map(|(_, tile)| *tile));
-        tile.map_or((16, 16), |t| (t.rect.w.max(2), t.rect.h.max(2)))
-    };
-    let first = size_of(video.offset_ms.max(0));
-    let filter = caps_filter(tile_caps(first))?;
-    let head = scale
-        .static_pad("sink")
-        .ok_or_else(|| gst_err("building", "the letterbox has no sink pad"))?;
-    chain.push(scale);
-    chain.push(filter.clone());
-    let current = Mutex::new(first);
-    let tiles_offset = video.offset_ms;
-    let filter_weak = filter.downgrade();
-    head.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let t = pts.mseconds() as i64 + tiles_offset;
-        let size = size_of(t);
-        if let (Ok(mut cur), Some(filter)) = (current.lock(), filter_weak.upgrade())
-            && *cur != size
-        {
-            filter.set_property("caps", tile_caps(size));
-            *cur = size;
-        }
-        gst::PadProbeReturn::Ok
-    });
     attach(pipeline, pad, &chain, &video.pad, window)
-}
-
-fn tile_caps((width, height): (i32, i32)) -> gst::Caps {
-    i420_in_colours()
-        .field("width", width)
-        .field("height", height)
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .build()
 }
 
 /// A decoder that conceals damaged frames (drops them: the picture holds, the sound is

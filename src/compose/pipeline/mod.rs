@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! video, per segment file:  filesrc ! matroskademux ! decoder [! textoverlay]
-//!                             ! videoconvert ! mosaicletterbox ! capsfilter ─┐
+//!                             ! videoconvert ! capsfilter ──────────────────┐
 //! black base layer:         videotestsrc (exact length) ─────────────────────┤
 //! placeholder per stream:   videotestsrc ! textoverlay ! imagefreeze ────────┤
 //!                           mosaiccanvas ! capsfilter ! queue ! encoder ─────┐
@@ -31,7 +31,6 @@ use super::plan::{Plan, Spans};
 use super::{OutputFormat, Speed};
 use crate::error::{Error, Result};
 use crate::inspect::Codec;
-use crate::layout::Tile;
 
 /// A media file as GStreamer reads it: a file on disk, or a byte range of one (a ZIP's
 /// stored entry, read in place), and the codecs of its video and audio tracks.
@@ -93,14 +92,13 @@ pub struct PipelineOutcome {
 }
 
 /// Registers the elements mosaic carries inside its binary (gst-plugins-rs' audiofx:
-/// `audioloudnorm`; its own `mosaicletterbox`), once per process.
+/// `audioloudnorm`; its own `mosaiccanvas`), once per process.
 fn register_plugins() -> Result<()> {
     static REGISTERED: std::sync::OnceLock<std::result::Result<(), String>> =
         std::sync::OnceLock::new();
     REGISTERED
         .get_or_init(|| {
             gstrsaudiofx::plugin_register_static().map_err(|e| e.to_string())?;
-            letterbox::register().map_err(|e| e.to_string())?;
             canvas::register().map_err(|e| e.to_string())
         })
         .clone()
@@ -261,9 +259,8 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
             let video_pad = match (&canvas, want_video) {
                 (Some(comp), true) => {
                     let pad = request_pad(comp)?;
-                    // Frames arrive scaled to the tile, in the output's colours (see
-                    // link_video): the canvas copies them as they are. It only scales a
-                    // frame or two around a layout change.
+                    // Frames arrive as decoded, in the output's colours (see link_video);
+                    // the canvas scales each into its tile.
                     pad.set_property("alpha", 0.0f64);
                     pad.set_offset(ms_to_ns(seg.offset_ms));
                     let layer = Arc::new(Layer::new(
@@ -298,8 +295,6 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
                         pad,
                         codec: vcodec.unwrap_or(Codec::Vp8),
                         label,
-                        tiles: stream.tiles.clone(),
-                        offset_ms: seg.offset_ms,
                     }),
                     audio: audio_pad,
                     start_ns: (-ms_to_ns(seg.offset_ms)).max(0),

@@ -1,0 +1,573 @@
+//! `mosaiccanvas`: draws each layer's decoded I420 picture, scaled to fit its tile, straight
+//! into the output frame (an element mosaic registers inside its own binary, in place of
+//! GStreamer's `videoscale` branches and `compositor`).
+//!
+//! With a scaling element per branch and GStreamer's `compositor`, every tile was written
+//! three times a frame: scaled into a tile buffer, then the compositor cleared the whole
+//! output frame to black (unless a single layer covers all of it) and copied each tile over
+//! it, on a thread pool woken for every frame. Here each picture is scaled once, into its
+//! place, and only what no picture covers (letterbox bars, the rest of a sparse grid) is
+//! painted black.
+//!
+//! Pads take the `compositor`'s property names: `xpos`, `ypos`, `width`, `height` (the tile;
+//! 0: the picture's own size), `alpha` (0 hides the layer; any other value draws it opaque)
+//! and the base class's `zorder`; and `stretch`, to fill the tile instead of keeping the
+//! picture's aspect ratio. A tile that crosses the frame's edge is drawn through a copy.
+
+use std::sync::{LazyLock, Mutex};
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+
+mod paint;
+
+use paint::{Rect, blit, fill_uncovered};
+
+use super::enlarge::Enlarger;
+use super::letterbox::{BLACK, Placement, letterbox_frame, place, scale_into};
+
+/// The element's factory name.
+pub(super) const FACTORY: &str = "mosaiccanvas";
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        FACTORY,
+        gst::DebugColorFlags::empty(),
+        Some("mosaic's tile compositor"),
+    )
+});
+
+/// Registers the element with GStreamer (once per process; later calls do nothing).
+pub(super) fn register() -> Result<(), glib::BoolError> {
+    gst::Element::register(None, FACTORY, gst::Rank::NONE, Canvas::static_type())
+}
+
+glib::wrapper! {
+    pub struct Canvas(ObjectSubclass<imp::Canvas>)
+        @extends gst_video::VideoAggregator, gstreamer_base::Aggregator, gst::Element, gst::Object;
+}
+
+glib::wrapper! {
+    pub struct CanvasPad(ObjectSubclass<imp::CanvasPad>)
+        @extends gst_video::VideoAggregatorPad, gstreamer_base::AggregatorPad, gst::Pad, gst::Object;
+}
+
+/// Where a `frame`-sized picture goes inside its `tile` (relative to the tile): all of it
+/// when `stretch`, else the largest centred rectangle of the picture's display aspect.
+fn fit(frame: (u32, u32), par: (u32, u32), tile: (u32, u32), stretch: bool) -> Placement {
+    if stretch {
+        Placement {
+            x: 0,
+            y: 0,
+            width: tile.0 & !1,
+            height: tile.1 & !1,
+        }
+    } else {
+        place(frame, par, tile, (1, 1))
+    }
+}
+
+/// The enlargement tables of one layer, for the sizes they were made for.
+struct Tables {
+    sizes: ((u32, u32), (u32, u32)),
+    enlargers: [Enlarger; 2],
+}
+
+/// A layer's picture, its tile and its properties, as one output frame needs them.
+struct Layer<'a> {
+    frame: &'a gst_video::VideoFrameRef<&'a gst::BufferRef>,
+    settings: imp::PadSettings,
+}
+
+impl Layer<'_> {
+    fn tile(&self) -> (u32, u32) {
+        let own = |want: i32, v: u32| if want > 0 { want as u32 } else { v };
+        (
+            own(self.settings.width, self.frame.width()),
+            own(self.settings.height, self.frame.height()),
+        )
+    }
+
+    fn placement(&self) -> Placement {
+        let par = self.frame.info().par();
+        let par = (par.numer().max(1) as u32, par.denom().max(1) as u32);
+        let size = (self.frame.width(), self.frame.height());
+        fit(size, par, self.tile(), self.settings.stretch)
+    }
+
+    /// Scales the picture straight into its place in `out` and records what it covers.
+    /// Returns `false`, drawing nothing, if its place is not wholly inside the frame.
+    fn draw(
+        &self,
+        out: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+        tables: &mut Option<Tables>,
+        covered: &mut [Vec<Rect>; 3],
+    ) -> Result<bool, gst::FlowError> {
+        let p = self.placement();
+        let x = i64::from(self.settings.xpos) + i64::from(p.x);
+        let y = i64::from(self.settings.ypos) + i64::from(p.y);
+        let inside = x >= 0
+            && y >= 0
+            && p.width > 0
+            && p.height > 0
+            && x + i64::from(p.width) <= i64::from(out.width())
+            && y + i64::from(p.height) <= i64::from(out.height());
+        if !inside {
+            return Ok(false);
+        }
+        let rect = Placement {
+            x: x as u32,
+            y: y as u32,
+            ..p
+        };
+        let from = (self.frame.width(), self.frame.height());
+        let to = (p.width, p.height);
+        let grows = to.0 >= from.0 && to.1 >= from.1 && to != from;
+        let enlarge = if grows {
+            if tables.as_ref().map(|t| t.sizes) != Some((from, to)) {
+                let (f, t) = (
+                    (from.0 as usize, from.1 as usize),
+                    (to.0 as usize, to.1 as usize),
+                );
+                *tables = Some(Tables {
+                    sizes: (from, to),
+                    enlargers: [
+                        Enlarger::new(f, t),
+                        Enlarger::new((f.0.div_ceil(2), f.1.div_ceil(2)), (t.0 / 2, t.1 / 2)),
+                    ],
+                });
+            }
+            tables.as_mut().map(|t| &mut t.enlargers)
+        } else {
+            None
+        };
+        scale_into(self.frame, out, rect, enlarge)?;
+        let as_rect = |p: Placement| Rect {
+            x: p.x as usize,
+            y: p.y as usize,
+            w: p.width as usize,
+            h: p.height as usize,
+        };
+        covered[0].push(as_rect(rect));
+        covered[1].push(as_rect(rect.halved()));
+        covered[2].push(as_rect(rect.halved()));
+        Ok(true)
+    }
+
+    /// The picture letterboxed (or stretched) into a new frame of its tile's size, for a
+    /// tile that crosses the frame's edge.
+    fn boxed(&self) -> Option<gst_video::VideoFrame<gst_video::video_frame::Readable>> {
+        let (w, h) = self.tile();
+        let info = self.frame.info();
+        let out_info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h)
+            .colorimetry(&info.colorimetry())
+            .chroma_site(info.chroma_site())
+            .build()
+            .ok()?;
+        let mut out = gst::Buffer::with_size(out_info.size()).ok()?;
+        {
+            let mut dst =
+                gst_video::VideoFrameRef::from_buffer_ref_writable(out.get_mut()?, &out_info)
+                    .ok()?;
+            letterbox_frame(self.frame, &mut dst, self.placement()).ok()?;
+        }
+        gst_video::VideoFrame::from_buffer_readable(out, &out_info).ok()
+    }
+}
+
+mod imp {
+    use super::*;
+    use gst::subclass::prelude::*;
+    use gst_video::subclass::prelude::*;
+
+    /// Kept between frames so that drawing one allocates nothing.
+    #[derive(Default)]
+    struct Scratch {
+        /// Per plane, what the tiles drawn so far cover.
+        covered: [Vec<Rect>; 3],
+        /// The filler's spans of one row.
+        spans: Vec<(usize, usize)>,
+    }
+
+    #[derive(Default)]
+    pub struct Canvas {
+        scratch: Mutex<Scratch>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for Canvas {
+        const NAME: &'static str = "MosaicCanvas";
+        type Type = super::Canvas;
+        type ParentType = gst_video::VideoAggregator;
+    }
+
+    impl ObjectImpl for Canvas {}
+    impl GstObjectImpl for Canvas {}
+
+    impl ElementImpl for Canvas {
+        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+            static META: std::sync::OnceLock<gst::subclass::ElementMetadata> =
+                std::sync::OnceLock::new();
+            Some(META.get_or_init(|| {
+                gst::subclass::ElementMetadata::new(
+                    "Tile canvas",
+                    "Filter/Editor/Video/Compositor",
+                    "Lays opaque I420 tiles on a frame, painting black only what they leave bare",
+                    "mosaic",
+                )
+            }))
+        }
+
+        fn pad_templates() -> &'static [gst::PadTemplate] {
+            static TEMPLATES: std::sync::OnceLock<Vec<gst::PadTemplate>> =
+                std::sync::OnceLock::new();
+            TEMPLATES.get_or_init(|| {
+                let caps = gst_video::VideoCapsBuilder::new()
+                    .format(gst_video::VideoFormat::I420)
+                    .build();
+                let src = gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                );
+                let sink = gst::PadTemplate::with_gtype(
+                    "sink_%u",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &caps,
+                    super::CanvasPad::static_type(),
+                );
+                [src, sink].into_iter().filter_map(Result::ok).collect()
+            })
+        }
+    }
+
+    impl AggregatorImpl for Canvas {
+        /// Any I420 frame of any size on every pad (the base class would offer only the
+        /// output's size and frame rate).
+        fn sink_query(
+            &self,
+            pad: &gstreamer_base::AggregatorPad,
+            query: &mut gst::QueryRef,
+        ) -> bool {
+            match query.view_mut() {
+                gst::QueryViewMut::Caps(q) => {
+                    let caps = pad.pad_template_caps();
+                    let caps = match q.filter() {
+                        Some(filter) => {
+                            filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First)
+                        }
+                        None => caps,
+                    };
+                    q.set_result(&caps);
+                    true
+                }
+                gst::QueryViewMut::AcceptCaps(q) => {
+                    let ok = q.caps().is_subset(&pad.pad_template_caps());
+                    q.set_result(ok);
+                    true
+                }
+                _ => self.parent_sink_query(pad, query),
+            }
+        }
+    }
+
+    impl VideoAggregatorImpl for Canvas {
+        fn aggregate_frames(
+            &self,
+            token: &gst_video::subclass::AggregateFramesToken,
+            outbuf: &mut gst::BufferRef,
+        ) -> Result<gst::FlowSuccess, gst::FlowError> {
+            let obj = self.obj();
+            let info = obj.video_info().ok_or(gst::FlowError::NotNegotiated)?;
+            let mut out = gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, &info)
+                .map_err(|_| gst::FlowError::Error)?;
+            let mut scratch = self.scratch.lock().map_err(|_| gst::FlowError::Error)?;
+            let Scratch { covered, spans } = &mut *scratch;
+            covered.iter_mut().for_each(Vec::clear);
+            // The base class keeps the sink pads in z-order, lowest first.
+            for pad in obj.sink_pads() {
+                let Some(pad) = pad.downcast_ref::<super::CanvasPad>() else {
+                    continue;
+                };
+                let settings = pad.imp().settings();
+                if settings.alpha <= 0.0 {
+                    continue;
+                }
+                let Some(frame) = pad.prepared_frame(token) else {
+                    continue;
+                };
+                let layer = Layer {
+                    frame: &frame,
+                    settings,
+                };
+                let mut tables = pad.imp().tables.lock().map_err(|_| gst::FlowError::Error)?;
+                if layer.draw(&mut out, &mut tables, covered)? {
+                    continue;
+                }
+                gst::debug!(
+                    CAT,
+                    obj = pad,
+                    "drawing a tile that crosses the edge through a copy"
+                );
+                let boxed = layer.boxed().ok_or(gst::FlowError::Error)?;
+                let pos = (i64::from(settings.xpos), i64::from(settings.ypos));
+                blit(&mut out, &boxed.as_video_frame_ref(), pos, covered)?;
+            }
+            let (w, h) = (out.width() as usize, out.height() as usize);
+            for (i, value) in BLACK.iter().enumerate() {
+                let size = if i == 0 {
+                    (w, h)
+                } else {
+                    (w.div_ceil(2), h.div_ceil(2))
+                };
+                let stride = out.plane_stride()[i] as usize;
+                let plane = out
+                    .plane_data_mut(i as u32)
+                    .map_err(|_| gst::FlowError::Error)?;
+                fill_uncovered(plane, stride, size, &covered[i], *value, spans);
+            }
+            Ok(gst::FlowSuccess::Ok)
+        }
+    }
+
+    /// A layer's place, as the properties set it.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct PadSettings {
+        pub xpos: i32,
+        pub ypos: i32,
+        pub width: i32,
+        pub height: i32,
+        pub alpha: f64,
+        pub stretch: bool,
+    }
+
+    impl Default for PadSettings {
+        fn default() -> Self {
+            PadSettings {
+                xpos: 0,
+                ypos: 0,
+                width: 0,
+                height: 0,
+                alpha: 1.0,
+                stretch: false,
+            }
+        }
+    }
+
+    #[derive(Default)]
+    pub struct CanvasPad {
+        settings: Mutex<PadSettings>,
+        /// Kept while the picture and tile sizes stay the same.
+        pub(super) tables: Mutex<Option<Tables>>,
+    }
+
+    impl CanvasPad {
+        pub(super) fn settings(&self) -> PadSettings {
+            self.settings.lock().map(|s| *s).unwrap_or_default()
+        }
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for CanvasPad {
+        const NAME: &'static str = "MosaicCanvasPad";
+        type Type = super::CanvasPad;
+        type ParentType = gst_video::VideoAggregatorPad;
+    }
+
+    impl ObjectImpl for CanvasPad {
+        fn properties() -> &'static [glib::ParamSpec] {
+            static PROPS: std::sync::OnceLock<Vec<glib::ParamSpec>> = std::sync::OnceLock::new();
+            PROPS.get_or_init(|| {
+                let int = |name: &str, blurb: &str, min: i32| {
+                    glib::ParamSpecInt::builder(name)
+                        .blurb(blurb)
+                        .minimum(min)
+                        .default_value(0)
+                        .mutable_playing()
+                        .build()
+                };
+                vec![
+                    int("xpos", "Left edge of the layer", i32::MIN),
+                    int("ypos", "Top edge of the layer", i32::MIN),
+                    int("width", "Width of the layer (0: the frame's own)", 0),
+                    int("height", "Height of the layer (0: the frame's own)", 0),
+                    glib::ParamSpecDouble::builder("alpha")
+                        .blurb("0 hides the layer; any other value draws it opaque")
+                        .minimum(0.0)
+                        .maximum(1.0)
+                        .default_value(1.0)
+                        .mutable_playing()
+                        .build(),
+                    glib::ParamSpecBoolean::builder("stretch")
+                        .blurb("Fill the layer, not keeping the frame's aspect ratio")
+                        .mutable_playing()
+                        .build(),
+                ]
+            })
+        }
+
+        fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+            let Ok(mut s) = self.settings.lock() else {
+                return;
+            };
+            match pspec.name() {
+                "xpos" => s.xpos = value.get().unwrap_or(s.xpos),
+                "ypos" => s.ypos = value.get().unwrap_or(s.ypos),
+                "width" => s.width = value.get().unwrap_or(s.width),
+                "height" => s.height = value.get().unwrap_or(s.height),
+                "alpha" => s.alpha = value.get().unwrap_or(s.alpha),
+                "stretch" => s.stretch = value.get().unwrap_or(s.stretch),
+                _ => {}
+            }
+        }
+
+        fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+            let s = self.settings();
+            match pspec.name() {
+                "xpos" => s.xpos.to_value(),
+                "ypos" => s.ypos.to_value(),
+                "width" => s.width.to_value(),
+                "height" => s.height.to_value(),
+                "stretch" => s.stretch.to_value(),
+                _ => s.alpha.to_value(),
+            }
+        }
+    }
+
+    impl GstObjectImpl for CanvasPad {}
+    impl PadImpl for CanvasPad {}
+    impl AggregatorPadImpl for CanvasPad {}
+
+    impl VideoAggregatorPadImpl for CanvasPad {
+        /// A hidden layer's buffer is not even mapped.
+        fn prepare_frame(
+            &self,
+            aggregator: &gst_video::VideoAggregator,
+            token: &gst_video::subclass::AggregateFramesToken,
+            buffer: &gst::Buffer,
+        ) -> Option<gst_video::VideoFrame<gst_video::video_frame::Readable>> {
+            if self.settings().alpha <= 0.0 {
+                return None;
+            }
+            self.parent_prepare_frame(aggregator, token, buffer)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One output frame of a white 640x480 picture laid in a `tile` at `at` on a
+    /// `frame`-sized canvas, as the luma plane's rows (white is 235, black 16).
+    fn drawn(frame: (i32, i32), tile: (i32, i32), at: (i32, i32), stretch: bool) -> Vec<Vec<u8>> {
+        gst::init().unwrap();
+        register().unwrap();
+        let pipeline = gst::parse::launch(&format!(
+            "videotestsrc pattern=white num-buffers=1 \
+             ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=30/1 \
+             ! identity name=in \
+             {FACTORY} name=c ! video/x-raw,width={},height={},pixel-aspect-ratio=1/1 \
+             ! appsink name=out",
+            frame.0, frame.1
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let pad = pipeline
+            .by_name("c")
+            .unwrap()
+            .request_pad_simple("sink_%u")
+            .unwrap();
+        pad.set_property("xpos", at.0);
+        pad.set_property("ypos", at.1);
+        pad.set_property("width", tile.0);
+        pad.set_property("height", tile.1);
+        pad.set_property("stretch", stretch);
+        let src = pipeline.by_name("in").unwrap().static_pad("src").unwrap();
+        src.link(&pad).unwrap();
+        let sink = pipeline
+            .by_name("out")
+            .unwrap()
+            .downcast::<gstreamer_app::AppSink>()
+            .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let sample = sink.pull_sample().unwrap();
+        pipeline.set_state(gst::State::Null).unwrap();
+        let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
+                .unwrap();
+        let stride = frame.plane_stride()[0] as usize;
+        let luma = frame.plane_data(0).unwrap();
+        (0..info.height() as usize)
+            .map(|r| luma[r * stride..r * stride + info.width() as usize].to_vec())
+            .collect()
+    }
+
+    fn black(px: &[u8]) -> bool {
+        px.iter().all(|&y| y == 16)
+    }
+
+    fn white(px: &[u8]) -> bool {
+        px.iter().all(|&y| y >= 234)
+    }
+
+    #[test]
+    fn a_picture_is_pillarboxed_in_its_tile_and_the_bare_frame_painted_black() {
+        // The bottom-right tile of a 2x2 grid at 1280x720: 4:3 into 16:9, 80 columns of bar.
+        let rows = drawn((1280, 720), (640, 360), (640, 360), false);
+        assert!(
+            rows[..360].iter().all(|r| black(r)),
+            "the three empty tiles"
+        );
+        for row in [360, 540, 719] {
+            let line = &rows[row];
+            assert!(black(&line[..720]), "left tile and bar, row {row}");
+            assert!(white(&line[720..1200]), "picture, row {row}");
+            assert!(black(&line[1200..]), "right bar, row {row}");
+        }
+    }
+
+    #[test]
+    fn a_picture_is_letterboxed_when_its_tile_is_tall() {
+        let rows = drawn((320, 480), (320, 480), (0, 0), false);
+        // 640x480 into 320 wide: 320x240, 120 rows of border above and below.
+        assert!(rows[..120].iter().all(|r| black(r)));
+        assert!(rows[120..360].iter().all(|r| white(r)));
+        assert!(rows[360..].iter().all(|r| black(r)));
+    }
+
+    #[test]
+    fn a_picture_grows_into_a_larger_tile() {
+        // A 2x2 grid at 1920x1080: 640x480 grows into 720x540 (the enlarger's tables).
+        let rows = drawn((960, 540), (960, 540), (0, 0), false);
+        for row in [0, 1, 270, 538, 539] {
+            let line = &rows[row];
+            assert!(black(&line[..120]), "left bar, row {row}");
+            assert!(white(&line[120..840]), "picture, row {row}");
+            assert!(black(&line[840..]), "right bar, row {row}");
+        }
+    }
+
+    #[test]
+    fn a_stretched_picture_fills_its_tile() {
+        let rows = drawn((640, 360), (640, 360), (0, 0), true);
+        assert!(rows.iter().all(|r| white(r)));
+    }
+
+    #[test]
+    fn a_tile_over_the_edge_is_clipped() {
+        // The tile's picture is at 80..560 inside it: 400..880 on the frame, cut at 640.
+        let rows = drawn((640, 360), (640, 360), (320, 0), false);
+        for line in [&rows[0], &rows[359]] {
+            assert!(black(&line[..400]));
+            assert!(white(&line[400..]));
+        }
+    }
+}

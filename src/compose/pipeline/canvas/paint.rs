@@ -1,0 +1,206 @@
+//! Painting on one I420 output frame: copying a picture in (clipped to the frame) and
+//! filling with black only what no picture covers.
+
+use gstreamer as gst;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+
+/// A rectangle of one plane, in that plane's pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Rect {
+    pub x: usize,
+    pub y: usize,
+    pub w: usize,
+    pub h: usize,
+}
+
+/// Where a `w`x`h` picture placed at (`x`, `y`) lands inside a `plane_w`x`plane_h` plane:
+/// the visible part, and the offset of that part inside the picture. `None` if nothing shows.
+fn clip(
+    (x, y): (i64, i64),
+    (w, h): (usize, usize),
+    (plane_w, plane_h): (usize, usize),
+) -> Option<(Rect, (usize, usize))> {
+    let x0 = x.max(0);
+    let y0 = y.max(0);
+    let x1 = (x + w as i64).min(plane_w as i64);
+    let y1 = (y + h as i64).min(plane_h as i64);
+    if x1 <= x0 || y1 <= y0 {
+        return None;
+    }
+    let rect = Rect {
+        x: x0 as usize,
+        y: y0 as usize,
+        w: (x1 - x0) as usize,
+        h: (y1 - y0) as usize,
+    };
+    Some((rect, ((x0 - x) as usize, (y0 - y) as usize)))
+}
+
+/// Paints with `value` every pixel of a plane that none of `covered` covers. `spans` is
+/// scratch space (kept by the caller so that a frame allocates nothing).
+pub(super) fn fill_uncovered(
+    plane: &mut [u8],
+    stride: usize,
+    (width, height): (usize, usize),
+    covered: &[Rect],
+    value: u8,
+    spans: &mut Vec<(usize, usize)>,
+) {
+    for row in 0..height {
+        let Some(line) = plane.get_mut(row * stride..row * stride + width) else {
+            return;
+        };
+        spans.clear();
+        spans.extend(
+            covered
+                .iter()
+                .filter(|r| row >= r.y && row < r.y + r.h)
+                .map(|r| (r.x, (r.x + r.w).min(width))),
+        );
+        spans.sort_unstable();
+        let mut x = 0;
+        for &(start, end) in spans.iter() {
+            if start > x {
+                line[x..start].fill(value);
+            }
+            x = x.max(end);
+        }
+        if x < width {
+            line[x..].fill(value);
+        }
+    }
+}
+
+/// Copies `src` (its visible part, see [`clip`]) into `out` at (`x`, `y`), and adds what it
+/// covers of each plane to `covered`.
+pub(super) fn blit(
+    out: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    src: &gst_video::VideoFrameRef<&gst::BufferRef>,
+    (x, y): (i64, i64),
+    covered: &mut [Vec<Rect>; 3],
+) -> Result<(), gst::FlowError> {
+    let (out_w, out_h) = (out.width() as usize, out.height() as usize);
+    let (src_w, src_h) = (src.width() as usize, src.height() as usize);
+    for (i, covered) in covered.iter_mut().enumerate() {
+        let (pos, size, plane) = if i == 0 {
+            ((x, y), (src_w, src_h), (out_w, out_h))
+        } else {
+            (
+                (x.div_euclid(2), y.div_euclid(2)),
+                (src_w.div_ceil(2), src_h.div_ceil(2)),
+                (out_w.div_ceil(2), out_h.div_ceil(2)),
+            )
+        };
+        let Some((rect, (sx, sy))) = clip(pos, size, plane) else {
+            return Ok(());
+        };
+        let src_stride = src.plane_stride()[i] as usize;
+        let out_stride = out.plane_stride()[i] as usize;
+        let from = src
+            .plane_data(i as u32)
+            .map_err(|_| gst::FlowError::Error)?;
+        let to = out
+            .plane_data_mut(i as u32)
+            .map_err(|_| gst::FlowError::Error)?;
+        for r in 0..rect.h {
+            let s = (sy + r) * src_stride + sx;
+            let d = (rect.y + r) * out_stride + rect.x;
+            let (Some(s), Some(d)) = (from.get(s..s + rect.w), to.get_mut(d..d + rect.w)) else {
+                return Err(gst::FlowError::Error);
+            };
+            d.copy_from_slice(s);
+        }
+        covered.push(rect);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping_keeps_what_shows() {
+        assert_eq!(
+            clip((10, 20), (30, 40), (100, 100)),
+            Some((
+                Rect {
+                    x: 10,
+                    y: 20,
+                    w: 30,
+                    h: 40
+                },
+                (0, 0)
+            ))
+        );
+        assert_eq!(
+            clip((-5, 90), (30, 40), (100, 100)),
+            Some((
+                Rect {
+                    x: 0,
+                    y: 90,
+                    w: 25,
+                    h: 10
+                },
+                (5, 0)
+            ))
+        );
+        assert_eq!(clip((100, 0), (30, 40), (100, 100)), None);
+        assert_eq!(clip((-30, 0), (30, 40), (100, 100)), None);
+    }
+
+    #[test]
+    fn only_the_bare_parts_are_painted() {
+        let (w, h) = (8, 4);
+        let mut plane = vec![7u8; w * h];
+        let covered = [
+            Rect {
+                x: 0,
+                y: 0,
+                w: 3,
+                h: 2,
+            },
+            Rect {
+                x: 2,
+                y: 0,
+                w: 3,
+                h: 2,
+            },
+            Rect {
+                x: 6,
+                y: 1,
+                w: 2,
+                h: 3,
+            },
+        ];
+        fill_uncovered(&mut plane, w, (w, h), &covered, 0, &mut Vec::new());
+        let rows: Vec<&[u8]> = plane.chunks(w).collect();
+        assert_eq!(rows[0], [7, 7, 7, 7, 7, 0, 0, 0]);
+        assert_eq!(rows[1], [7, 7, 7, 7, 7, 0, 7, 7]);
+        assert_eq!(rows[2], [0, 0, 0, 0, 0, 0, 7, 7]);
+        assert_eq!(rows[3], [0, 0, 0, 0, 0, 0, 7, 7]);
+    }
+
+    #[test]
+    fn a_fully_covered_plane_is_left_alone_and_strides_are_respected() {
+        let (w, h, stride) = (4, 2, 6);
+        let mut plane = vec![9u8; stride * h];
+        fill_uncovered(
+            &mut plane,
+            stride,
+            (w, h),
+            &[Rect {
+                x: 0,
+                y: 0,
+                w: 4,
+                h: 2,
+            }],
+            0,
+            &mut Vec::new(),
+        );
+        assert!(plane.iter().all(|&v| v == 9));
+        fill_uncovered(&mut plane, stride, (w, h), &[], 1, &mut Vec::new());
+        assert_eq!(&plane[..6], [1, 1, 1, 1, 9, 9]);
+    }
+}
