@@ -46,7 +46,7 @@ pub struct BatchOptions {
 }
 
 /// Archives at once by default. A compose keeps about two cores busy by itself (decoders,
-/// compositor and encoder threads), so one archive per two cores; a repair copies packets
+/// canvas and encoder threads), so one archive per two cores; a repair copies packets
 /// on one thread, so one per core.
 pub fn default_jobs(mode: Mode) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);

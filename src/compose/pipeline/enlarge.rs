@@ -1,4 +1,4 @@
-//! Bilinear enlargement of one 8-bit picture plane, for `mosaicletterbox`.
+//! Bilinear enlargement of one 8-bit picture plane, for the canvas's tiles.
 //!
 //! libyuv shrinks fast (its 3/4 and 1/2 paths take 0.02 ms for a 640x480 frame) but enlarges
 //! slowly: 640x480 into a 720x540 tile (a 1920x1080 grid of four) takes 0.54 ms a frame, as

@@ -1,6 +1,6 @@
 //! `mosaiccanvas`: draws each layer's decoded I420 picture, scaled to fit its tile, straight
 //! into the output frame (an element mosaic registers inside its own binary, in place of
-//! GStreamer's `videoscale` branches and `compositor`).
+//! per-branch scaling elements and GStreamer's `compositor`).
 //!
 //! With a scaling element per branch and GStreamer's `compositor`, every tile was written
 //! three times a frame: scaled into a tile buffer, then the compositor cleared the whole
