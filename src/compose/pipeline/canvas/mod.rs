@@ -518,6 +518,19 @@ mod tests {
         px.iter().all(|&y| y >= 234)
     }
 
+    /// The row is black, then white over `picture`, then black.
+    fn framed(line: &[u8], picture: std::ops::Range<usize>, row: usize) {
+        assert!(
+            black(&line[..picture.start]),
+            "left of the picture, row {row}"
+        );
+        assert!(white(&line[picture.clone()]), "picture, row {row}");
+        assert!(
+            black(&line[picture.end..]),
+            "right of the picture, row {row}"
+        );
+    }
+
     #[test]
     fn a_picture_is_pillarboxed_in_its_tile_and_the_bare_frame_painted_black() {
         // The bottom-right tile of a 2x2 grid at 1280x720: 4:3 into 16:9, 80 columns of bar.
@@ -527,10 +540,7 @@ mod tests {
             "the three empty tiles"
         );
         for row in [360, 540, 719] {
-            let line = &rows[row];
-            assert!(black(&line[..720]), "left tile and bar, row {row}");
-            assert!(white(&line[720..1200]), "picture, row {row}");
-            assert!(black(&line[1200..]), "right bar, row {row}");
+            framed(&rows[row], 720..1200, row);
         }
     }
 
@@ -548,10 +558,7 @@ mod tests {
         // A 2x2 grid at 1920x1080: 640x480 grows into 720x540 (the enlarger's tables).
         let rows = drawn((960, 540), (960, 540), (0, 0), false);
         for row in [0, 1, 270, 538, 539] {
-            let line = &rows[row];
-            assert!(black(&line[..120]), "left bar, row {row}");
-            assert!(white(&line[120..840]), "picture, row {row}");
-            assert!(black(&line[840..]), "right bar, row {row}");
+            framed(&rows[row], 120..840, row);
         }
     }
 
@@ -565,9 +572,8 @@ mod tests {
     fn a_tile_over_the_edge_is_clipped() {
         // The tile's picture is at 80..560 inside it: 400..880 on the frame, cut at 640.
         let rows = drawn((640, 360), (640, 360), (320, 0), false);
-        for line in [&rows[0], &rows[359]] {
-            assert!(black(&line[..400]));
-            assert!(white(&line[400..]));
+        for row in [0, 359] {
+            framed(&rows[row], 400..640, row);
         }
     }
 }
