@@ -99,7 +99,8 @@ impl Layer<'_> {
     }
 
     /// Scales the picture straight into its place in `out` and records what it covers.
-    /// Returns `false`, drawing nothing, if its place is not wholly inside the frame.
+    /// Returns `false`, drawing nothing, if its place is not wholly inside the frame (`true`
+    /// also when the tile is too small to show anything).
     fn draw(
         &self,
         out: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
@@ -107,12 +108,14 @@ impl Layer<'_> {
         covered: &mut [Vec<Rect>; 3],
     ) -> Result<bool, gst::FlowError> {
         let p = self.placement();
+        if p.width == 0 || p.height == 0 {
+            // A tile too small to hold a picture (under 2x2): nothing shows.
+            return Ok(true);
+        }
         let x = i64::from(self.settings.xpos) + i64::from(p.x);
         let y = i64::from(self.settings.ypos) + i64::from(p.y);
         let inside = x >= 0
             && y >= 0
-            && p.width > 0
-            && p.height > 0
             && x + i64::from(p.width) <= i64::from(out.width())
             && y + i64::from(p.height) <= i64::from(out.height());
         if !inside {
@@ -560,6 +563,12 @@ mod tests {
         for row in [0, 1, 270, 538, 539] {
             framed(&rows[row], 120..840, row);
         }
+    }
+
+    #[test]
+    fn a_tile_too_small_for_a_picture_leaves_the_frame_black() {
+        let rows = drawn((64, 36), (1, 1), (10, 10), true);
+        assert!(rows.iter().all(|r| black(r)));
     }
 
     #[test]
