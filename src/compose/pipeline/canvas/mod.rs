@@ -24,10 +24,10 @@ use gstreamer_video::prelude::*;
 
 mod paint;
 
-use paint::{Rect, blit, fill_uncovered};
+use paint::{Rect, blit, cover, paint_bare};
 
 use super::enlarge::Enlarger;
-use super::letterbox::{BLACK, Placement, letterbox_frame, place, scale_into};
+use super::letterbox::{Placement, place, scale_into};
 
 /// The element's factory name.
 pub(super) const FACTORY: &str = "mosaiccanvas";
@@ -148,15 +148,7 @@ impl Layer<'_> {
             None
         };
         scale_into(self.frame, out, rect, enlarge)?;
-        let as_rect = |p: Placement| Rect {
-            x: p.x as usize,
-            y: p.y as usize,
-            w: p.width as usize,
-            h: p.height as usize,
-        };
-        covered[0].push(as_rect(rect));
-        covered[1].push(as_rect(rect.halved()));
-        covered[2].push(as_rect(rect.halved()));
+        cover(covered, rect);
         Ok(true)
     }
 
@@ -175,7 +167,11 @@ impl Layer<'_> {
             let mut dst =
                 gst_video::VideoFrameRef::from_buffer_ref_writable(out.get_mut()?, &out_info)
                     .ok()?;
-            letterbox_frame(self.frame, &mut dst, self.placement()).ok()?;
+            let placement = self.placement();
+            scale_into(self.frame, &mut dst, placement, None).ok()?;
+            let mut covered = Default::default();
+            cover(&mut covered, placement);
+            paint_bare(&mut dst, &covered, &mut Vec::new()).ok()?;
         }
         gst_video::VideoFrame::from_buffer_readable(out, &out_info).ok()
     }
@@ -298,9 +294,7 @@ mod imp {
                     continue;
                 };
                 let settings = pad.imp().settings();
-                if settings.alpha <= 0.0 {
-                    continue;
-                }
+                // A hidden layer has no prepared frame (see `prepare_frame`).
                 let Some(frame) = pad.prepared_frame(token) else {
                     continue;
                 };
@@ -321,19 +315,7 @@ mod imp {
                 let pos = (i64::from(settings.xpos), i64::from(settings.ypos));
                 blit(&mut out, &boxed.as_video_frame_ref(), pos, covered)?;
             }
-            let (w, h) = (out.width() as usize, out.height() as usize);
-            for (i, value) in BLACK.iter().enumerate() {
-                let size = if i == 0 {
-                    (w, h)
-                } else {
-                    (w.div_ceil(2), h.div_ceil(2))
-                };
-                let stride = out.plane_stride()[i] as usize;
-                let plane = out
-                    .plane_data_mut(i as u32)
-                    .map_err(|_| gst::FlowError::Error)?;
-                fill_uncovered(plane, stride, size, &covered[i], *value, spans);
-            }
+            paint_bare(&mut out, covered, spans)?;
             Ok(gst::FlowSuccess::Ok)
         }
     }

@@ -5,6 +5,11 @@ use gstreamer as gst;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
+use super::super::letterbox::Placement;
+
+/// Black in limited-range YUV, per plane.
+const BLACK: [u8; 3] = [16, 128, 128];
+
 /// A rectangle of one plane, in that plane's pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Rect {
@@ -12,6 +17,46 @@ pub(super) struct Rect {
     pub y: usize,
     pub w: usize,
     pub h: usize,
+}
+
+impl From<Placement> for Rect {
+    fn from(p: Placement) -> Rect {
+        Rect {
+            x: p.x as usize,
+            y: p.y as usize,
+            w: p.width as usize,
+            h: p.height as usize,
+        }
+    }
+}
+
+/// Adds `rect` (in luma pixels) to what the pictures drawn so far cover, in each plane.
+pub(super) fn cover(covered: &mut [Vec<Rect>; 3], rect: Placement) {
+    covered[0].push(rect.into());
+    covered[1].push(rect.halved().into());
+    covered[2].push(rect.halved().into());
+}
+
+/// Paints black whatever of `out` nothing in `covered` covers (`spans`: scratch).
+pub(super) fn paint_bare(
+    out: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    covered: &[Vec<Rect>; 3],
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<(), gst::FlowError> {
+    let (w, h) = (out.width() as usize, out.height() as usize);
+    for (i, value) in BLACK.iter().enumerate() {
+        let size = if i == 0 {
+            (w, h)
+        } else {
+            (w.div_ceil(2), h.div_ceil(2))
+        };
+        let stride = out.plane_stride()[i] as usize;
+        let plane = out
+            .plane_data_mut(i as u32)
+            .map_err(|_| gst::FlowError::Error)?;
+        fill_uncovered(plane, stride, size, &covered[i], *value, spans);
+    }
+    Ok(())
 }
 
 /// Where a `w`x`h` picture placed at (`x`, `y`) lands inside a `plane_w`x`plane_h` plane:
@@ -39,7 +84,7 @@ fn clip(
 
 /// Paints with `value` every pixel of a plane that none of `covered` covers. `spans` is
 /// scratch space (kept by the caller so that a frame allocates nothing).
-pub(super) fn fill_uncovered(
+fn fill_uncovered(
     plane: &mut [u8],
     stride: usize,
     (width, height): (usize, usize),
