@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   pkg-config
-  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libyuv-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libyuv-dev libopus-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
   fonts-dejavu-core fonts-noto-core fonts-droid-fallback fonts-nanum fonts-noto-color-emoji ffmpeg mkvtoolnix time unzip zip

@@ -6,8 +6,9 @@
 //! black base layer:         videotestsrc (exact length) ─────────────────────┤
 //! placeholder per stream:   videotestsrc ! textoverlay ! imagefreeze ────────┤
 //!                           mosaiccanvas ! capsfilter ! queue ! encoder ─────┐
-//! audio, per segment file:  filesrc ! matroskademux ! opusparse ! opusdec    │
-//!                             ! audioconvert ! audioresample ────────────┐   │
+//! audio, per segment file:  filesrc ! matroskademux ! opusparse              │
+//!                             ! mosaicopusdec ! audioconvert                 │
+//!                             ! audioresample ───────────────────────────┐   │
 //! silence:                  audiotestsrc (exact length) ─────────────────┤   │
 //!                           audiomixer ! capsfilter (limiter)            │   │
 //!                             [! audioloudnorm at 192 kHz] ! (meter)     │   │
@@ -92,14 +93,15 @@ pub struct PipelineOutcome {
 }
 
 /// Registers the elements mosaic carries inside its binary (gst-plugins-rs' audiofx:
-/// `audioloudnorm`; its own `mosaiccanvas`), once per process.
+/// `audioloudnorm`; its own `mosaiccanvas` and `mosaicopusdec`), once per process.
 fn register_plugins() -> Result<()> {
     static REGISTERED: std::sync::OnceLock<std::result::Result<(), String>> =
         std::sync::OnceLock::new();
     REGISTERED
         .get_or_init(|| {
             gstrsaudiofx::plugin_register_static().map_err(|e| e.to_string())?;
-            canvas::register().map_err(|e| e.to_string())
+            canvas::register().map_err(|e| e.to_string())?;
+            opusdec::register().map_err(|e| e.to_string())
         })
         .clone()
         .map_err(|e| gst_err("registering mosaic's own elements", e))
@@ -622,6 +624,7 @@ mod canvas;
 mod enlarge;
 mod inputs;
 mod letterbox;
+mod opusdec;
 mod outputs;
 use inputs::{SegmentBranch, VideoTarget, add_segment};
 use outputs::{build_audio_out, build_video_out};
