@@ -451,22 +451,29 @@ mod tests {
 
     use super::*;
 
-    /// A 440 Hz sine at half scale, `packets` 20 ms packets of `channels`, encoded by
-    /// `opusenc`: its caps (with the OpusHead) and its packets.
-    fn encoded(channels: i32, packets: u32) -> (gst::Caps, Vec<gst::Buffer>) {
+    /// The pipeline of a launch line, ending in an appsink.
+    fn launch(line: &str) -> (gst::Pipeline, gst_app::AppSink) {
         gst::init().unwrap();
-        let pipeline = gst::parse::launch(&format!(
-            "audiotestsrc wave=sine freq=440 volume=0.5 samplesperbuffer=960 num-buffers={packets} \
-             ! audio/x-raw,rate=48000,channels={channels} ! opusenc ! appsink name=out sync=false"
-        ))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+        register().unwrap();
+        let pipeline = gst::parse::launch(&format!("{line} ! appsink name=out sync=false"))
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
         let sink = pipeline
             .by_name("out")
             .unwrap()
             .downcast::<gst_app::AppSink>()
             .unwrap();
+        (pipeline, sink)
+    }
+
+    /// A 440 Hz sine at half scale, `packets` 20 ms packets of `channels`, encoded by
+    /// `opusenc`: its caps (with the OpusHead) and its packets.
+    fn encoded(channels: i32, packets: u32) -> (gst::Caps, Vec<gst::Buffer>) {
+        let (pipeline, sink) = launch(&format!(
+            "audiotestsrc wave=sine freq=440 volume=0.5 samplesperbuffer=960 num-buffers={packets} \
+             ! audio/x-raw,rate=48000,channels={channels} ! opusenc"
+        ));
         pipeline.set_state(gst::State::Playing).unwrap();
         let mut caps = None;
         let mut buffers = Vec::new();
@@ -485,22 +492,11 @@ mod tests {
         caps: &gst::Caps,
         packets: &[gst::Buffer],
     ) -> (Vec<(u64, Vec<f32>)>, bool) {
-        register().unwrap();
-        let pipeline = gst::parse::launch(&format!(
-            "appsrc name=in format=time ! {decoder} ! appsink name=out sync=false"
-        ))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+        let (pipeline, sink) = launch(&format!("appsrc name=in format=time ! {decoder}"));
         let src = pipeline
             .by_name("in")
             .unwrap()
             .downcast::<gst_app::AppSrc>()
-            .unwrap();
-        let sink = pipeline
-            .by_name("out")
-            .unwrap()
-            .downcast::<gst_app::AppSink>()
             .unwrap();
         src.set_caps(Some(caps));
         pipeline.set_state(gst::State::Playing).unwrap();
