@@ -12,6 +12,7 @@
 //! - [`inspect`]: what each container really holds: tracks, timestamps, gaps (edge: reads
 //!   containers; the per-track accounting is pure);
 //! - [`compose`] and [`repair`]: one watchable file, or one playable file per participant;
+//! - [`opusdec`]: the Opus decoder both register with GStreamer (edge: libopus);
 //! - [`batch`]: many inputs, in parallel, isolated, resumable;
 //! - [`sample`]: deterministic test archives encoded with GStreamer (edge);
 //! - [`output`]: files written under a temporary name and renamed only when complete;
@@ -26,6 +27,7 @@ pub mod compose;
 pub mod error;
 pub mod inspect;
 pub mod layout;
+pub mod opusdec;
 pub mod output;
 pub mod repair;
 pub mod sample;

@@ -49,6 +49,7 @@ fn make(factory: &str) -> Result<gst::Element> {
 /// Writes the audio of the Matroska file `src` to `dest` as `format`.
 pub fn convert(src: &Path, dest: &Path, format: AudioFormat) -> Result<()> {
     gst::init().map_err(|e| gst_err("initialising GStreamer", e))?;
+    crate::opusdec::register().map_err(|e| gst_err("registering mosaicopusdec", e))?;
     let pipeline = gst::Pipeline::new();
     let filesrc = make("filesrc")?;
     filesrc.set_property("location", src.to_string_lossy().to_string());
@@ -60,8 +61,11 @@ pub fn convert(src: &Path, dest: &Path, format: AudioFormat) -> Result<()> {
             tail.push(make("oggmux")?);
         }
         AudioFormat::Flac | AudioFormat::Wav => {
-            tail.push(make("opusdec")?);
-            tail.push(make("audioconvert")?);
+            // The decoder goes before the queue once the track's caps are known.
+            let convert = make("audioconvert")?;
+            // F32 to S16 by plain rounding, as a decoder's own conversion does.
+            convert.set_property_from_str("dithering", "none");
+            tail.push(convert);
             let caps = make("capsfilter")?;
             caps.set_property(
                 "caps",
@@ -93,14 +97,28 @@ pub fn convert(src: &Path, dest: &Path, format: AudioFormat) -> Result<()> {
         .static_pad("sink")
         .ok_or_else(|| gst_err("linking", "queue has no sink pad"))?;
     let head = Arc::new(Mutex::new(Some(head)));
-    demux.connect_pad_added(move |_, pad| {
+    let decode = format != AudioFormat::Opus;
+    let pipeline_weak = pipeline.downgrade();
+    demux.connect_pad_added(move |demux, pad| {
         if !pad.name().starts_with("audio") {
             return;
         }
-        if let Ok(mut h) = head.lock()
-            && let Some(sink) = h.take()
-        {
-            let _ = pad.link(&sink);
+        let Some(sink) = head.lock().ok().and_then(|mut h| h.take()) else {
+            return;
+        };
+        let linked = match pipeline_weak.upgrade() {
+            Some(pipeline) if decode => link_decoder(&pipeline, pad, &sink),
+            _ => pad
+                .link(&sink)
+                .map(|_| ())
+                .map_err(|e| gst_err("linking", e)),
+        };
+        if let Err(e) = linked {
+            gst::element_error!(
+                demux,
+                gst::StreamError::Failed,
+                ("cannot decode {}: {}", pad.name(), e)
+            );
         }
     });
 
@@ -128,4 +146,27 @@ pub fn convert(src: &Path, dest: &Path, format: AudioFormat) -> Result<()> {
     })();
     let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+/// demuxer pad ! decoder ! `sink`: mosaic's own decoder for mono and stereo Opus (libopus's
+/// single-stream API; GStreamer's `opusdec` costs four times the CPU on a virtual machine),
+/// `opusdec` for surround.
+fn link_decoder(pipeline: &gst::Pipeline, pad: &gst::Pad, sink: &gst::Pad) -> Result<()> {
+    let plain = pad
+        .current_caps()
+        .is_some_and(|caps| crate::opusdec::takes(&caps));
+    let dec = make(if plain {
+        crate::opusdec::FACTORY
+    } else {
+        "opusdec"
+    })?;
+    pipeline.add(&dec).map_err(|e| gst_err("building", e))?;
+    let (Some(dec_sink), Some(dec_src)) = (dec.static_pad("sink"), dec.static_pad("src")) else {
+        return Err(gst_err("linking", "the decoder has no pads"));
+    };
+    dec_src.link(sink).map_err(|e| gst_err("linking", e))?;
+    dec.sync_state_with_parent()
+        .map_err(|e| gst_err("starting the decoder", e))?;
+    pad.link(&dec_sink).map_err(|e| gst_err("linking", e))?;
+    Ok(())
 }

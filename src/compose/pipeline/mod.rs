@@ -101,7 +101,7 @@ fn register_plugins() -> Result<()> {
         .get_or_init(|| {
             gstrsaudiofx::plugin_register_static().map_err(|e| e.to_string())?;
             canvas::register().map_err(|e| e.to_string())?;
-            opusdec::register().map_err(|e| e.to_string())
+            crate::opusdec::register().map_err(|e| e.to_string())
         })
         .clone()
         .map_err(|e| gst_err("registering mosaic's own elements", e))
@@ -624,7 +624,6 @@ mod canvas;
 mod enlarge;
 mod inputs;
 mod letterbox;
-mod opusdec;
 mod outputs;
 use inputs::{SegmentBranch, VideoTarget, add_segment};
 use outputs::{build_audio_out, build_video_out};

@@ -1,5 +1,6 @@
 //! `mosaicopusdec`: decodes mono and stereo Opus (channel mapping family 0, as browsers
-//! send it) with libopus's single-stream decoder, for the mixer (F32, 48 kHz).
+//! send it) with libopus's single-stream decoder, to F32 at 48 kHz: compose's mixer and
+//! repair's FLAC and WAV outputs (the edge that runs libopus).
 //!
 //! GStreamer's `opusdec` decodes every stream through libopus's multistream API, whose decode
 //! call asks twice per packet how large a decoder's state is. In Debian's libopus (built with
@@ -27,7 +28,7 @@ use gstreamer_audio as gst_audio;
 use gstreamer_audio::prelude::*;
 
 /// The element's factory name.
-pub(super) const FACTORY: &str = "mosaicopusdec";
+pub const FACTORY: &str = "mosaicopusdec";
 
 /// Opus always decodes to 48 kHz here: the mixer's rate.
 const RATE: u32 = 48_000;
@@ -43,14 +44,17 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// Registers the element with GStreamer (once per process; later calls do nothing).
-pub(super) fn register() -> Result<(), glib::BoolError> {
+///
+/// # Errors
+/// GStreamer's, if it refuses the registration.
+pub fn register() -> Result<(), glib::BoolError> {
     gst::Element::register(None, FACTORY, gst::Rank::NONE, OpusDec::static_type())
 }
 
 /// Whether `mosaicopusdec` decodes a stream of these caps (a demuxer's `audio/x-opus`):
 /// mapping family 0, one or two channels. Caps without those fields are taken as `opusdec`
 /// takes them, as one stereo stream.
-pub(super) fn takes(caps: &gst::CapsRef) -> bool {
+pub fn takes(caps: &gst::CapsRef) -> bool {
     let Some(s) = caps.structure(0) else {
         return false;
     };
