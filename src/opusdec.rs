@@ -51,10 +51,20 @@ pub fn register() -> Result<(), glib::BoolError> {
     gst::Element::register(None, FACTORY, gst::Rank::NONE, OpusDec::static_type())
 }
 
+/// The decoder for an Opus track of these caps (a demuxer pad's): `mosaicopusdec` for mono
+/// and stereo, GStreamer's `opusdec` for surround (or caps not known yet).
+pub fn factory_for(caps: Option<&gst::CapsRef>) -> &'static str {
+    if caps.is_some_and(takes) {
+        FACTORY
+    } else {
+        "opusdec"
+    }
+}
+
 /// Whether `mosaicopusdec` decodes a stream of these caps (a demuxer's `audio/x-opus`):
 /// mapping family 0, one or two channels. Caps without those fields are taken as `opusdec`
 /// takes them, as one stereo stream.
-pub fn takes(caps: &gst::CapsRef) -> bool {
+fn takes(caps: &gst::CapsRef) -> bool {
     let Some(s) = caps.structure(0) else {
         return false;
     };
@@ -185,6 +195,8 @@ mod imp {
     /// The stream being decoded.
     struct Stream {
         head: Head,
+        /// The header's output gain as a factor.
+        volume: f32,
         decoder: Decoder,
         /// Decoded samples of one packet, reused.
         pcm: Vec<f32>,
@@ -379,7 +391,7 @@ mod imp {
             if kept.is_empty() {
                 return Ok(None);
             }
-            let volume = self.head.volume();
+            let volume = self.volume;
             let mut out = obj.allocate_output_buffer(kept.len() * 4);
             {
                 let out = out.get_mut().ok_or(gst::FlowError::Error)?;
@@ -418,6 +430,7 @@ mod imp {
             gst::debug!(CAT, imp = self, "decoding {:?}", head);
             *self.lock() = Some(Stream {
                 head,
+                volume: head.volume(),
                 decoder,
                 pcm: vec![0.0; MAX_SAMPLES * usize::from(head.channels)],
                 packets: 0,
@@ -631,6 +644,9 @@ mod tests {
         assert!(!takes(&caps(0, 3)));
         assert!(takes(&gst::Caps::new_empty_simple("audio/x-opus")));
         assert!(!takes(&gst::Caps::new_empty_simple("audio/x-vorbis")));
+        assert_eq!(factory_for(Some(&caps(0, 2))), FACTORY);
+        assert_eq!(factory_for(Some(&caps(1, 6))), "opusdec");
+        assert_eq!(factory_for(None), "opusdec");
     }
 
     #[test]

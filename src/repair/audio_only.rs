@@ -152,14 +152,7 @@ pub fn convert(src: &Path, dest: &Path, format: AudioFormat) -> Result<()> {
 /// single-stream API; GStreamer's `opusdec` costs four times the CPU on a virtual machine),
 /// `opusdec` for surround.
 fn link_decoder(pipeline: &gst::Pipeline, pad: &gst::Pad, sink: &gst::Pad) -> Result<()> {
-    let plain = pad
-        .current_caps()
-        .is_some_and(|caps| crate::opusdec::takes(&caps));
-    let dec = make(if plain {
-        crate::opusdec::FACTORY
-    } else {
-        "opusdec"
-    })?;
+    let dec = make(crate::opusdec::factory_for(pad.current_caps().as_deref()))?;
     pipeline.add(&dec).map_err(|e| gst_err("building", e))?;
     let (Some(dec_sink), Some(dec_src)) = (dec.static_pad("sink"), dec.static_pad("src")) else {
         return Err(gst_err("linking", "the decoder has no pads"));

@@ -311,19 +311,10 @@ fn link_audio(
     // opusparse: browsers declare Opus at 44.1 kHz in the container, which opusdec refuses;
     // the parser takes the rate from the stream itself. Mono and stereo Opus (all that
     // browsers send) is decoded by mosaic's own decoder, surround by GStreamer's.
-    let plain = pad
-        .current_caps()
-        .is_some_and(|caps| crate::opusdec::takes(&caps));
+    let caps = pad.current_caps();
     let chain = [
         make("opusparse")?,
-        decoder(
-            if plain {
-                crate::opusdec::FACTORY
-            } else {
-                "opusdec"
-            },
-            window,
-        )?,
+        decoder(crate::opusdec::factory_for(caps.as_deref()), window)?,
         make("audioconvert")?,
         make("audioresample")?,
     ];
