@@ -24,7 +24,7 @@ use gstreamer_video::prelude::*;
 
 mod paint;
 
-use paint::{Rect, blit, cover, paint_bare};
+use paint::{Rect, blit, cover, paint_bare, paint_bare_once};
 
 use super::enlarge::Enlarger;
 use super::letterbox::{Placement, place, scale_into};
@@ -315,7 +315,9 @@ mod imp {
                 let pos = (i64::from(settings.xpos), i64::from(settings.ypos));
                 blit(&mut out, &boxed.as_video_frame_ref(), pos, covered)?;
             }
-            paint_bare(&mut out, covered, spans)?;
+            if !paint_bare_once(&mut out, covered, spans)? {
+                gst::trace!(CAT, imp = self, "the bare parts are black already");
+            }
             Ok(gst::FlowSuccess::Ok)
         }
     }
@@ -445,126 +447,4 @@ mod imp {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// One output frame of a white 640x480 picture laid in a `tile` at `at` on a
-    /// `frame`-sized canvas, as the luma plane's rows (white is 235, black 16).
-    fn drawn(frame: (i32, i32), tile: (i32, i32), at: (i32, i32), stretch: bool) -> Vec<Vec<u8>> {
-        gst::init().unwrap();
-        register().unwrap();
-        let pipeline = gst::parse::launch(&format!(
-            "videotestsrc pattern=white num-buffers=1 \
-             ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=30/1 \
-             ! identity name=in \
-             {FACTORY} name=c ! video/x-raw,width={},height={},pixel-aspect-ratio=1/1 \
-             ! appsink name=out",
-            frame.0, frame.1
-        ))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-        let pad = pipeline
-            .by_name("c")
-            .unwrap()
-            .request_pad_simple("sink_%u")
-            .unwrap();
-        pad.set_property("xpos", at.0);
-        pad.set_property("ypos", at.1);
-        pad.set_property("width", tile.0);
-        pad.set_property("height", tile.1);
-        pad.set_property("stretch", stretch);
-        let src = pipeline.by_name("in").unwrap().static_pad("src").unwrap();
-        src.link(&pad).unwrap();
-        let sink = pipeline
-            .by_name("out")
-            .unwrap()
-            .downcast::<gstreamer_app::AppSink>()
-            .unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
-        let sample = sink.pull_sample().unwrap();
-        pipeline.set_state(gst::State::Null).unwrap();
-        let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-        let frame =
-            gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
-                .unwrap();
-        let stride = frame.plane_stride()[0] as usize;
-        let luma = frame.plane_data(0).unwrap();
-        (0..info.height() as usize)
-            .map(|r| luma[r * stride..r * stride + info.width() as usize].to_vec())
-            .collect()
-    }
-
-    fn black(px: &[u8]) -> bool {
-        px.iter().all(|&y| y == 16)
-    }
-
-    fn white(px: &[u8]) -> bool {
-        px.iter().all(|&y| y >= 234)
-    }
-
-    /// The row is black, then white over `picture`, then black.
-    fn framed(line: &[u8], picture: std::ops::Range<usize>, row: usize) {
-        assert!(
-            black(&line[..picture.start]),
-            "left of the picture, row {row}"
-        );
-        assert!(white(&line[picture.clone()]), "picture, row {row}");
-        assert!(
-            black(&line[picture.end..]),
-            "right of the picture, row {row}"
-        );
-    }
-
-    #[test]
-    fn a_picture_is_pillarboxed_in_its_tile_and_the_bare_frame_painted_black() {
-        // The bottom-right tile of a 2x2 grid at 1280x720: 4:3 into 16:9, 80 columns of bar.
-        let rows = drawn((1280, 720), (640, 360), (640, 360), false);
-        assert!(
-            rows[..360].iter().all(|r| black(r)),
-            "the three empty tiles"
-        );
-        for row in [360, 540, 719] {
-            framed(&rows[row], 720..1200, row);
-        }
-    }
-
-    #[test]
-    fn a_picture_is_letterboxed_when_its_tile_is_tall() {
-        let rows = drawn((320, 480), (320, 480), (0, 0), false);
-        // 640x480 into 320 wide: 320x240, 120 rows of border above and below.
-        assert!(rows[..120].iter().all(|r| black(r)));
-        assert!(rows[120..360].iter().all(|r| white(r)));
-        assert!(rows[360..].iter().all(|r| black(r)));
-    }
-
-    #[test]
-    fn a_picture_grows_into_a_larger_tile() {
-        // A 2x2 grid at 1920x1080: 640x480 grows into 720x540 (the enlarger's tables).
-        let rows = drawn((960, 540), (960, 540), (0, 0), false);
-        for row in [0, 1, 270, 538, 539] {
-            framed(&rows[row], 120..840, row);
-        }
-    }
-
-    #[test]
-    fn a_tile_too_small_for_a_picture_leaves_the_frame_black() {
-        let rows = drawn((64, 36), (1, 1), (10, 10), true);
-        assert!(rows.iter().all(|r| black(r)));
-    }
-
-    #[test]
-    fn a_stretched_picture_fills_its_tile() {
-        let rows = drawn((640, 360), (640, 360), (0, 0), true);
-        assert!(rows.iter().all(|r| white(r)));
-    }
-
-    #[test]
-    fn a_tile_over_the_edge_is_clipped() {
-        // The tile's picture is at 80..560 inside it: 400..880 on the frame, cut at 640.
-        let rows = drawn((640, 360), (640, 360), (320, 0), false);
-        for row in [0, 359] {
-            framed(&rows[row], 400..640, row);
-        }
-    }
-}
+mod tests;

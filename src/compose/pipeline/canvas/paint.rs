@@ -1,7 +1,12 @@
 //! Painting on one I420 output frame: copying a picture in (clipped to the frame) and
-//! filling with black only what no picture covers.
+//! filling with black only what no picture covers, and only when that memory does not already
+//! hold that black from its last frame.
+
+use std::sync::LazyLock;
 
 use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::glib::translate::IntoGlib;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
@@ -11,7 +16,7 @@ use super::super::letterbox::Placement;
 const BLACK: [u8; 3] = [16, 128, 128];
 
 /// A rectangle of one plane, in that plane's pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Rect {
     pub x: usize,
     pub y: usize,
@@ -57,6 +62,83 @@ pub(super) fn paint_bare(
         fill_uncovered(plane, stride, size, &covered[i], *value, spans);
     }
     Ok(())
+}
+
+/// What a frame's memory was last painted as: its geometry and, per plane, what pictures
+/// covered. Everything else of it was painted black, and only the canvas writes there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Painted {
+    size: (u32, u32),
+    strides: [i32; 3],
+    covered: [Vec<Rect>; 3],
+}
+
+/// The quark under which a frame's memory keeps its [`Painted`].
+static PAINTED: LazyLock<glib::Quark> =
+    LazyLock::new(|| glib::Quark::from_str("mosaic-canvas-painted"));
+
+/// Paints black what nothing in `covered` covers, as [`paint_bare`], unless the frame's
+/// memory was last painted with the same geometry and the same covered parts: then its bare
+/// parts are black already. (The canvas's output frames come back from its buffer pool with
+/// their memory; letterbox bars and empty tiles stay where they were from frame to frame.)
+/// Sorts `covered`. Returns whether it painted.
+pub(super) fn paint_bare_once(
+    out: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    covered: &mut [Vec<Rect>; 3],
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<bool, gst::FlowError> {
+    covered.iter_mut().for_each(|plane| plane.sort_unstable());
+    let strides = out.plane_stride();
+    let now = Painted {
+        size: (out.width(), out.height()),
+        strides: [strides[0], strides[1], strides[2]],
+        covered: covered.clone(),
+    };
+    if only_memory(out.buffer()).is_some_and(|m| last_painted(m) == Some(&now)) {
+        return Ok(false);
+    }
+    paint_bare(out, covered, spans)?;
+    if let Some(memory) = only_memory(out.buffer()) {
+        remember_painted(memory, now);
+    }
+    Ok(true)
+}
+
+/// The buffer's memory, if it has exactly one (a pool's video frames do).
+fn only_memory(buffer: &gst::BufferRef) -> Option<&gst::MemoryRef> {
+    (buffer.n_memory() == 1).then(|| buffer.peek_memory(0))
+}
+
+/// The [`Painted`] this memory carries, if any.
+fn last_painted(memory: &gst::MemoryRef) -> Option<&Painted> {
+    // SAFETY: the qdata under PAINTED is only ever set by `remember_painted`, to a leaked
+    // `Box<Painted>` that lives until the memory drops it (or replaces it, which only the
+    // thread painting into this memory does, after this borrow ends).
+    unsafe {
+        let data = gst::ffi::gst_mini_object_get_qdata(
+            memory.as_ptr() as *mut gst::ffi::GstMiniObject,
+            PAINTED.into_glib(),
+        );
+        (data as *const Painted).as_ref()
+    }
+}
+
+/// Records on `memory` what it was painted as (freed with the memory).
+fn remember_painted(memory: &gst::MemoryRef, painted: Painted) {
+    unsafe extern "C" fn free(data: glib::ffi::gpointer) {
+        // SAFETY: `data` is the `Box<Painted>` leaked below, handed back once.
+        drop(unsafe { Box::from_raw(data as *mut Painted) });
+    }
+    // SAFETY: GStreamer takes the pointer and calls `free` on it once, when the memory is
+    // freed or the qdata replaced; the qdata is per-object and locked by GStreamer.
+    unsafe {
+        gst::ffi::gst_mini_object_set_qdata(
+            memory.as_ptr() as *mut gst::ffi::GstMiniObject,
+            PAINTED.into_glib(),
+            Box::into_raw(Box::new(painted)) as glib::ffi::gpointer,
+            Some(free),
+        );
+    }
 }
 
 /// Where a `w`x`h` picture placed at (`x`, `y`) lands inside a `plane_w`x`plane_h` plane:
@@ -164,6 +246,48 @@ pub(super) fn blit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 64x32 I420 frame in memory of its own, every byte `value`.
+    fn frame_buffer(value: u8) -> (gst::Buffer, gst_video::VideoInfo) {
+        gst::init().unwrap();
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 64, 32)
+            .build()
+            .unwrap();
+        (gst::Buffer::from_slice(vec![value; info.size()]), info)
+    }
+
+    fn paint(buffer: &mut gst::Buffer, info: &gst_video::VideoInfo, covered: &[Rect]) -> bool {
+        let mut planes = [covered.to_vec(), Vec::new(), Vec::new()];
+        let mut frame =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(buffer.get_mut().unwrap(), info)
+                .unwrap();
+        paint_bare_once(&mut frame, &mut planes, &mut Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn bare_parts_are_painted_once_per_memory_and_again_when_the_cover_changes() {
+        let tile = Rect {
+            x: 8,
+            y: 0,
+            w: 16,
+            h: 32,
+        };
+        let (mut buffer, info) = frame_buffer(7);
+        assert!(paint(&mut buffer, &info, &[tile]), "new memory");
+        assert_eq!(buffer.map_readable().unwrap()[..8], [16; 8]);
+        assert_eq!(buffer.map_readable().unwrap()[8..24], [7; 16]);
+        assert!(!paint(&mut buffer, &info, &[tile]), "the same cover");
+        let moved = Rect { x: 0, ..tile };
+        assert!(paint(&mut buffer, &info, &[moved]), "the tile moved");
+        assert!(!paint(&mut buffer, &info, &[moved]));
+        // The same place in other memory, and a larger frame in this memory, are painted.
+        let (mut other, _) = frame_buffer(7);
+        assert!(paint(&mut other, &info, &[moved]));
+        let wide = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 32, 32)
+            .build()
+            .unwrap();
+        assert!(paint(&mut buffer, &wide, &[moved]), "another geometry");
+    }
 
     #[test]
     fn clipping_keeps_what_shows() {
