@@ -47,7 +47,40 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/hooks/enablex", post(enablex_hook))
         .merge(api)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            refuse_oversize,
+        ))
         .with_state(shared)
+}
+
+/// How much of a body declared over the limit is read (and thrown away) before the 413.
+const DRAIN_MAX: u64 = 16 << 20;
+
+/// How long reading it may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A body whose `Content-Length` is over the limit gets its 413 at once, before any handler;
+/// what the client still sends is read and thrown away first (up to [`DRAIN_MAX`], within
+/// [`DRAIN_TIME`]). A server that answers and closes with the body unread resets the
+/// connection, and the client, still sending, sees the reset instead of the answer.
+async fn refuse_oversize(State(shared): AppState, request: Request, next: Next) -> Response {
+    let declared = header_str(request.headers(), header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = shared.config.body_limit as u64;
+    let Some(length) = declared.filter(|&n| n > limit) else {
+        return next.run(request).await;
+    };
+    if length <= DRAIN_MAX {
+        use futures_util::StreamExt;
+        let mut body = request.into_body().into_data_stream();
+        let drain = async { while let Some(Ok(_)) = body.next().await {} };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    }
+    answer(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        json!({"error": format!("the body is {length} bytes; the limit is {limit}")}),
+    )
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {
