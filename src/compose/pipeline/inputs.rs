@@ -91,6 +91,12 @@ fn add_demuxer(
         Some((offset, length)) => range_source(&file.path, offset, length, &file.id())?,
     };
     let demux = make("matroskademux")?;
+    if matches!(target, Target::Audio(_)) {
+        // Whichever drives the demuxer (its own task in pull mode, the source's in push
+        // mode), the thread makes sound.
+        mark_sound(&src);
+        mark_sound(&demux);
+    }
     link_chain(pipeline, &[src, demux.clone()])?;
 
     let pipeline_weak = pipeline.downgrade();

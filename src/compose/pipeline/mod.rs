@@ -12,7 +12,7 @@
 //! silence:                  audiotestsrc (exact length) ─────────────────┤   │
 //!                           audiomixer ! capsfilter (limiter)            │   │
 //!                             [! audioloudnorm at 192 kHz] ! (meter)     │   │
-//!                             ! audioconvert ! queue ! encoder ──────────┴─ muxer ! filesink
+//!                             ! audioconvert ! queue ! encoder [! queue] ┴─ muxer ! filesink
 //! ```
 //!
 //! Every segment is decoded once and encoded once. Layout changes, placeholders and freeze
@@ -222,7 +222,9 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
         None
     };
     let meter = Arc::new(Mutex::new(super::meter::Meter::new(2, 48_000)));
-    let mixer = build_audio_out(&pipeline, plan, input, &mux, &meter)?;
+    // With a picture to encode, the sound's threads take the cores its encoder leaves idle.
+    let sound_threads = has_video.then(SoundThreads::new).flatten();
+    let mixer = build_audio_out(&pipeline, plan, input, &mux, &meter, sound_threads.as_ref())?;
 
     // Sources: exact-length base layers, placeholders, one branch per segment file.
     let mut layers: Vec<Arc<Layer>> = Vec::new();
@@ -327,13 +329,16 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
     }
 
     // Go, and watch the bus.
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| gst_err("pipeline", "no bus"))?;
+    if let Some(threads) = &sound_threads {
+        threads.watch(&bus);
+    }
     pipeline.set_state(gst::State::Playing).map_err(|_| {
         first_error(&pipeline, input.name_of)
             .unwrap_or_else(|| gst_err("starting the pipeline", "state change failed"))
     })?;
-    let bus = pipeline
-        .bus()
-        .ok_or_else(|| gst_err("pipeline", "no bus"))?;
     loop {
         if input.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(Error::Cancelled);
@@ -577,6 +582,7 @@ fn add_base_video(
 /// Silence of exactly the output's length, so the audio lasts as long as the video.
 fn add_base_audio(pipeline: &gst::Pipeline, mixer: &gst::Element, plan: &Plan) -> Result<()> {
     let src = make("audiotestsrc")?;
+    mark_sound(&src);
     src.set_property_from_str("wave", "silence");
     src.set_property("samplesperbuffer", 480i32);
     let buffers = (plan.duration_ms() as u64).div_ceil(10);
@@ -625,5 +631,7 @@ mod enlarge;
 mod inputs;
 mod letterbox;
 mod outputs;
+mod priority;
 use inputs::{SegmentBranch, VideoTarget, add_segment};
 use outputs::{build_audio_out, build_video_out};
+use priority::{SoundThreads, mark_sound};

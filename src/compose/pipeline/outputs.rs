@@ -8,6 +8,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_audio as gst_audio;
 
+use super::priority::{AHEAD, SoundThreads, mark_sound};
 use super::*;
 use crate::compose::meter::Meter;
 
@@ -86,15 +87,17 @@ fn unreachable_format() -> Result<()> {
 }
 
 /// audiomixer ! capsfilter (limited in a probe) [! loudness normalisation] ! (metered)
-/// audioconvert ! queue ! encoder ! muxer
+/// audioconvert ! queue ! encoder [! queue (up to two minutes, with video)] ! muxer
 pub(super) fn build_audio_out(
     pipeline: &gst::Pipeline,
     _plan: &Plan,
     input: &PipelineInput<'_>,
     mux: &gst::Element,
     meter: &Arc<Mutex<Meter>>,
+    sound_threads: Option<&Arc<SoundThreads>>,
 ) -> Result<gst::Element> {
     let mixer = make("audiomixer")?;
+    mark_sound(&mixer);
     // Resync at once to a buffer's timestamp after a gap: sound after a mute is heard
     // where it was recorded.
     mixer.set_property("discont-wait", 0u64);
@@ -122,7 +125,9 @@ pub(super) fn build_audio_out(
         metered = back;
     }
     measure(&metered, meter)?;
-    chain.extend([make("audioconvert")?, queue(Duration::from_secs(1))?]);
+    let encoding = queue(Duration::from_secs(1))?;
+    mark_sound(&encoding);
+    chain.extend([make("audioconvert")?, encoding]);
     match input.format {
         OutputFormat::Mp4 | OutputFormat::M4a => {
             chain.push(aac_encoder()?);
@@ -132,6 +137,15 @@ pub(super) fn build_audio_out(
             enc.set_property("bitrate", 128_000i32);
             chain.push(enc);
         }
+    }
+    if input.format.has_video() {
+        // The encoded sound may run ahead of the muxer, in the gaps the picture's encoder
+        // leaves (see `priority`).
+        let ahead = queue(AHEAD)?;
+        if let Some(threads) = sound_threads {
+            threads.follow(&ahead);
+        }
+        chain.push(ahead);
     }
     link_chain(pipeline, &chain)?;
     let last = chain
