@@ -203,6 +203,8 @@ fn range_source(path: &Path, offset: u64, length: u64, id: &Path) -> Result<gst:
 /// The media file id a range source reads, from its name.
 pub(super) fn range_source_id(element: &gst::Element) -> Option<PathBuf> {
     let name = element.name();
+    // A source that feeds sound has the sound's prefix in front (see `mark_sound`).
+    let name = name.strip_prefix(SOUND).unwrap_or(&name);
     let rest = name.strip_prefix(RANGE_SOURCE)?;
     Some(PathBuf::from(rest.rsplit_once('#')?.0))
 }
@@ -325,4 +327,25 @@ fn link_audio(
         make("audioresample")?,
     ];
     attach(pipeline, pad, &chain, target, window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_source_names_its_file_also_when_it_feeds_sound() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("archive.zip");
+        std::fs::write(&path, [0u8; 64]).unwrap();
+        let id = PathBuf::from("archive.zip@16");
+        let src = range_source(&path, 16, 32, &id).unwrap();
+        assert_eq!(range_source_id(&src), Some(id.clone()));
+        mark_sound(&src);
+        assert!(src.name().starts_with(SOUND));
+        assert_eq!(range_source_id(&src), Some(id));
+        let other = make("fakesrc").unwrap();
+        assert_eq!(range_source_id(&other), None);
+    }
 }

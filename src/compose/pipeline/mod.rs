@@ -634,4 +634,4 @@ mod outputs;
 mod priority;
 use inputs::{SegmentBranch, VideoTarget, add_segment};
 use outputs::{build_audio_out, build_video_out};
-use priority::{SoundThreads, mark_sound};
+use priority::{SOUND, SoundThreads, mark_sound};
