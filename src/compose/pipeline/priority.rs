@@ -178,11 +178,20 @@ mod tests {
         unsafe { libc::sched_getscheduler(tid) }
     }
 
+    /// The threads' keeper, where this process may switch policies both ways (else the
+    /// test says it is skipped).
+    fn sound_threads() -> Option<Arc<SoundThreads>> {
+        gst::init().unwrap();
+        let threads = SoundThreads::new();
+        if threads.is_none() {
+            eprintln!("skipped: this process may not give a thread its policy back");
+        }
+        threads
+    }
+
     #[test]
     fn sound_threads_yield_while_ahead_and_resume_when_low() {
-        gst::init().unwrap();
-        let Some(threads) = SoundThreads::new() else {
-            eprintln!("skipped: this process may not give a thread its policy back");
+        let Some(threads) = sound_threads() else {
             return;
         };
         // A sound thread: enters, then waits until told to leave.
@@ -213,9 +222,7 @@ mod tests {
 
     #[test]
     fn a_queue_of_encoded_sound_sets_the_policy_by_its_level() {
-        gst::init().unwrap();
-        let Some(threads) = SoundThreads::new() else {
-            eprintln!("skipped: this process may not give a thread its policy back");
+        let Some(threads) = sound_threads() else {
             return;
         };
         // 3 s of 100 ms buffers go into a queue that is released only after all came in;

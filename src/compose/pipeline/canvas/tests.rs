@@ -2,17 +2,25 @@
 
 use super::*;
 
-/// One output frame of a white 640x480 picture laid in a `tile` at `at` on a
-/// `frame`-sized canvas, as the luma plane's rows (white is 235, black 16).
-fn drawn(frame: (i32, i32), tile: (i32, i32), at: (i32, i32), stretch: bool) -> Vec<Vec<u8>> {
+/// `buffers` frames of a white 640x480 picture into one pad of a `frame`-sized canvas,
+/// ready to play; `sink` adds properties to the appsink.
+struct Rig {
+    pipeline: gst::Pipeline,
+    /// The canvas pad, and the pad that feeds it.
+    pad: gst::Pad,
+    input: gst::Pad,
+    sink: gstreamer_app::AppSink,
+}
+
+fn rig(buffers: u32, frame: (i32, i32), sink: &str) -> Rig {
     gst::init().unwrap();
     register().unwrap();
     let pipeline = gst::parse::launch(&format!(
-        "videotestsrc pattern=white num-buffers=1 \
+        "videotestsrc pattern=white num-buffers={buffers} \
          ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=30/1 \
          ! identity name=in \
          {FACTORY} name=c ! video/x-raw,width={},height={},pixel-aspect-ratio=1/1 \
-         ! appsink name=out",
+         ! appsink name=out {sink}",
         frame.0, frame.1
     ))
     .unwrap()
@@ -23,21 +31,23 @@ fn drawn(frame: (i32, i32), tile: (i32, i32), at: (i32, i32), stretch: bool) -> 
         .unwrap()
         .request_pad_simple("sink_%u")
         .unwrap();
-    pad.set_property("xpos", at.0);
-    pad.set_property("ypos", at.1);
-    pad.set_property("width", tile.0);
-    pad.set_property("height", tile.1);
-    pad.set_property("stretch", stretch);
-    let src = pipeline.by_name("in").unwrap().static_pad("src").unwrap();
-    src.link(&pad).unwrap();
+    let input = pipeline.by_name("in").unwrap().static_pad("src").unwrap();
+    input.link(&pad).unwrap();
     let sink = pipeline
         .by_name("out")
         .unwrap()
         .downcast::<gstreamer_app::AppSink>()
         .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let sample = sink.pull_sample().unwrap();
-    pipeline.set_state(gst::State::Null).unwrap();
+    Rig {
+        pipeline,
+        pad,
+        input,
+        sink,
+    }
+}
+
+/// The luma plane's rows of a sample.
+fn luma_rows(sample: &gst::Sample) -> Vec<Vec<u8>> {
     let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
         .unwrap();
@@ -46,6 +56,21 @@ fn drawn(frame: (i32, i32), tile: (i32, i32), at: (i32, i32), stretch: bool) -> 
     (0..info.height() as usize)
         .map(|r| luma[r * stride..r * stride + info.width() as usize].to_vec())
         .collect()
+}
+
+/// One output frame of a white 640x480 picture laid in a `tile` at `at` on a
+/// `frame`-sized canvas, as the luma plane's rows (white is 235, black 16).
+fn drawn(frame: (i32, i32), tile: (i32, i32), at: (i32, i32), stretch: bool) -> Vec<Vec<u8>> {
+    let rig = rig(1, frame, "");
+    rig.pad.set_property("xpos", at.0);
+    rig.pad.set_property("ypos", at.1);
+    rig.pad.set_property("width", tile.0);
+    rig.pad.set_property("height", tile.1);
+    rig.pad.set_property("stretch", stretch);
+    rig.pipeline.set_state(gst::State::Playing).unwrap();
+    let sample = rig.sink.pull_sample().unwrap();
+    rig.pipeline.set_state(gst::State::Null).unwrap();
+    luma_rows(&sample)
 }
 
 fn black(px: &[u8]) -> bool {
@@ -116,50 +141,23 @@ fn a_stretched_picture_fills_its_tile() {
 /// tile moved from the left half to the right one at input frame 6 of 14. The sink keeps
 /// one frame at a time, so the canvas's pool hands the same frames out again.
 fn moved_tile_rows() -> Vec<Vec<u8>> {
-    gst::init().unwrap();
-    register().unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "videotestsrc pattern=white num-buffers=14 \
-         ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=30/1 \
-         ! identity name=in \
-         {FACTORY} name=c ! video/x-raw,width=1280,height=360,pixel-aspect-ratio=1/1 \
-         ! appsink name=out max-buffers=1 sync=false"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let pad = pipeline
-        .by_name("c")
-        .unwrap()
-        .request_pad_simple("sink_%u")
-        .unwrap();
-    pad.set_property("width", 640);
-    pad.set_property("height", 360);
-    let src = pipeline.by_name("in").unwrap().static_pad("src").unwrap();
-    src.link(&pad).unwrap();
-    let moved = pad.clone();
-    src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if info.buffer().and_then(|b| b.pts()) == Some(gst::ClockTime::from_mseconds(200)) {
-            moved.set_property("xpos", 640);
-        }
-        gst::PadProbeReturn::Ok
-    });
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gstreamer_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
+    let rig = rig(14, (1280, 360), "max-buffers=1 sync=false");
+    rig.pad.set_property("width", 640);
+    rig.pad.set_property("height", 360);
+    let moved = rig.pad.clone();
+    rig.input
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if info.buffer().and_then(|b| b.pts()) == Some(gst::ClockTime::from_mseconds(200)) {
+                moved.set_property("xpos", 640);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    rig.pipeline.set_state(gst::State::Playing).unwrap();
     let mut rows = Vec::new();
-    while let Ok(sample) = sink.pull_sample() {
-        let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-        let frame =
-            gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
-                .unwrap();
-        let at = 180 * frame.plane_stride()[0] as usize;
-        rows.push(frame.plane_data(0).unwrap()[at..at + 1280].to_vec());
+    while let Ok(sample) = rig.sink.pull_sample() {
+        rows.push(luma_rows(&sample).swap_remove(180));
     }
-    pipeline.set_state(gst::State::Null).unwrap();
+    rig.pipeline.set_state(gst::State::Null).unwrap();
     rows
 }
 
