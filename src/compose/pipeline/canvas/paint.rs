@@ -66,7 +66,7 @@ pub(super) fn paint_bare(
 
 /// What a frame's memory was last painted as: its geometry and, per plane, what pictures
 /// covered. Everything else of it was painted black, and only the canvas writes there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 struct Painted {
     size: (u32, u32),
     strides: [i32; 3],
@@ -88,18 +88,24 @@ pub(super) fn paint_bare_once(
     spans: &mut Vec<(usize, usize)>,
 ) -> Result<bool, gst::FlowError> {
     covered.iter_mut().for_each(|plane| plane.sort_unstable());
+    let size = (out.width(), out.height());
     let strides = out.plane_stride();
-    let now = Painted {
-        size: (out.width(), out.height()),
-        strides: [strides[0], strides[1], strides[2]],
-        covered: covered.clone(),
-    };
-    if only_memory(out.buffer()).is_some_and(|m| last_painted(m) == Some(&now)) {
+    let strides = [strides[0], strides[1], strides[2]];
+    let same = |p: &Painted| p.size == size && p.strides == strides && p.covered == *covered;
+    if only_memory(out.buffer()).is_some_and(|m| last_painted(m).is_some_and(same)) {
         return Ok(false);
     }
     paint_bare(out, covered, spans)?;
     if let Some(memory) = only_memory(out.buffer()) {
-        remember_painted(memory, now);
+        let covered = covered.clone();
+        remember_painted(
+            memory,
+            Painted {
+                size,
+                strides,
+                covered,
+            },
+        );
     }
     Ok(true)
 }
