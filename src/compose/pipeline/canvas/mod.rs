@@ -23,6 +23,7 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
 mod paint;
+mod pool;
 
 use paint::{Rect, blit, cover, paint_bare, paint_bare_once};
 
@@ -272,6 +273,38 @@ mod imp {
                 }
                 _ => self.parent_sink_query(pad, query),
             }
+        }
+
+        /// The base class's choice, with the frames taken from a [`super::pool::FramePool`]
+        /// (on huge pages) instead of a pool of heap memory.
+        fn decide_allocation(
+            &self,
+            query: &mut gst::query::Allocation,
+        ) -> Result<(), gst::LoggableError> {
+            self.parent_decide_allocation(query)?;
+            let (Some(caps), _) = query.get_owned() else {
+                return Ok(());
+            };
+            let info = gst_video::VideoInfo::from_caps(&caps)
+                .map_err(|e| gst::loggable_error!(CAT, "output caps {caps}: {e}"))?;
+            let size = u32::try_from(info.size())
+                .map_err(|_| gst::loggable_error!(CAT, "a {}-byte frame", info.size()))?;
+            let (min, max) = query
+                .allocation_pools()
+                .next()
+                .map_or((0, 0), |(_, _, min, max)| (min, max));
+            let pool = super::pool::FramePool::new();
+            let mut config = pool.config();
+            config.set_params(Some(&caps), size, min, max);
+            pool.set_config(config)
+                .map_err(|e| gst::loggable_error!(CAT, "frame pool: {e}"))?;
+            if query.allocation_pools().next().is_some() {
+                query.set_nth_allocation_pool(0, Some(&pool), size, min, max);
+            } else {
+                query.add_allocation_pool(Some(&pool), size, min, max);
+            }
+            gst::debug!(CAT, imp = self, "{size}-byte frames from a huge-page pool");
+            Ok(())
         }
     }
 

@@ -182,3 +182,21 @@ fn a_tile_over_the_edge_is_clipped() {
         framed(&rows[row], 400..640, row);
     }
 }
+
+#[test]
+fn output_frames_lie_on_huge_pages() {
+    let rig = rig(2, (1920, 1080), "");
+    rig.pad.set_property("width", 1920);
+    rig.pad.set_property("height", 1080);
+    rig.pipeline.set_state(gst::State::Playing).unwrap();
+    let sample = rig.sink.pull_sample().unwrap();
+    let addr = sample.buffer().unwrap().map_readable().unwrap().as_ptr() as usize;
+    // Still a frame of a white picture letterboxed in black (the pool does not change it).
+    let rows = luma_rows(&sample);
+    rig.pipeline.set_state(gst::State::Null).unwrap();
+    // 640x480 into 1920x1080: 1440 columns wide, 240 of bar on each side.
+    framed(&rows[540], 240..1680, 540);
+    if let Some(huge) = super::pool::tests::on_huge_pages(addr) {
+        assert!(huge, "{:?}", super::pool::tests::mapping_of(addr));
+    }
+}
