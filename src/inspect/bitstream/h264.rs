@@ -1,67 +1,7 @@
-//! Pure codec-bitstream parsing used by container inspection.
-//!
-//! Container demuxers (Matroska/WebM and friends) only tell us which codec a
-//! track uses; the picture size and the real duration of a packet often have
-//! to be read from the codec payload itself. This module holds the small,
-//! self-contained parsers for that:
-//!
-//! * VP8 key-frame headers (RFC 6386 section 9.1),
-//! * H.264 `avcC` decoder configuration records (ISO/IEC 14496-15),
-//!   length-prefixed NAL unit iteration and sequence parameter sets
-//!   (ITU-T H.264 section 7.3.2.1.1),
-//! * Opus packet TOC bytes (RFC 6716 section 3.1).
-//!
-//! Everything here works on byte slices only: there is no I/O, no allocation
-//! beyond small vectors, and no panics. Inputs are treated as hostile, so every
-//! parser returns `None` (or stops iterating) on malformed or truncated data.
+//! H.264: `avcC` decoder configuration records (ISO/IEC 14496-15), length-prefixed NAL
+//! unit iteration and sequence parameter sets (ITU-T H.264 section 7.3.2.1.1).
 
-/// Picture size in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dimensions {
-    pub width: u32,
-    pub height: u32,
-}
-
-// ---------------------------------------------------------------------------
-// VP8
-// ---------------------------------------------------------------------------
-
-/// VP8 key-frame start code (RFC 6386 section 9.1), at bytes 3..6.
-const VP8_START_CODE: [u8; 3] = [0x9d, 0x01, 0x2a];
-
-/// VP8: if `frame` is a VP8 key frame (RFC 6386 section 9.1: bit 0 of byte 0 is
-/// 0 for key frames, bytes 3..6 are the start code 9d 01 2a, then 16-bit
-/// little-endian width and height whose low 14 bits are the size), return its
-/// dimensions; otherwise None.
-///
-/// The upper two bits of each size field are the (ignored) upscaling mode. A
-/// zero width or height is rejected as malformed.
-#[must_use]
-pub fn vp8_keyframe_dimensions(frame: &[u8]) -> Option<Dimensions> {
-    if !vp8_is_keyframe(frame) {
-        return None;
-    }
-    let size = |lo: usize| -> Option<u32> {
-        let bytes = frame.get(lo..lo + 2)?;
-        let v = u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]) & 0x3fff;
-        (v != 0).then_some(u32::from(v))
-    };
-    Some(Dimensions {
-        width: size(6)?,
-        height: size(8)?,
-    })
-}
-
-/// VP8: true if the frame is a key frame (bit 0 of the first byte is 0 and the
-/// start code is present).
-#[must_use]
-pub fn vp8_is_keyframe(frame: &[u8]) -> bool {
-    matches!(frame, [b0, _, _, rest @ ..] if b0 & 1 == 0 && rest.starts_with(&VP8_START_CODE))
-}
-
-// ---------------------------------------------------------------------------
-// H.264 containers: avcC and length-prefixed NAL units
-// ---------------------------------------------------------------------------
+use super::Dimensions;
 
 /// H.264 decoder configuration record (avcC, ISO/IEC 14496-15), as found in
 /// Matroska `CodecPrivate` for `V_MPEG4/ISO/AVC`.
@@ -149,10 +89,6 @@ pub fn avc_nal_units(data: &[u8], nal_length_size: usize) -> impl Iterator<Item 
 pub fn h264_nal_type(nal: &[u8]) -> Option<u8> {
     nal.first().map(|b| b & 0x1f)
 }
-
-// ---------------------------------------------------------------------------
-// H.264 sequence parameter set
-// ---------------------------------------------------------------------------
 
 /// NAL unit type of a sequence parameter set.
 const NAL_TYPE_SPS: u8 = 7;
@@ -347,145 +283,39 @@ pub fn h264_sps_dimensions(sps_nal: &[u8]) -> Option<Dimensions> {
     })
 }
 
-// ---------------------------------------------------------------------------
-// Opus
-// ---------------------------------------------------------------------------
-
-/// Maximum duration of one Opus packet: 120 ms at 48 kHz.
-const OPUS_MAX_PACKET_SAMPLES: u32 = 5760;
-
-/// Opus (RFC 6716 section 3.1): duration of one Opus packet in units of 48 kHz
-/// samples, from its TOC byte and frame-count code (code 0: 1 frame, 1 and 2:
-/// 2 frames, 3: count from the second byte's low 6 bits). Frame size per
-/// config: configs 0-11 SILK 10/20/40/60 ms, 12-15 hybrid 10/20 ms, 16-31 CELT
-/// 2.5/5/10/20 ms. Return None for empty/truncated packets or a total over
-/// 120 ms.
-///
-/// Code 2 packets need a frame-length byte and code 3 packets a non-zero frame
-/// count; frame payloads are otherwise not validated.
-#[must_use]
-pub fn opus_packet_samples(packet: &[u8]) -> Option<u32> {
-    let (&toc, rest) = packet.split_first()?;
-    let config = toc >> 3;
-    let frame_samples: u32 = match config {
-        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
-        12..=15 => [480, 960][usize::from(config % 2)],
-        _ => [120, 240, 480, 960][usize::from(config % 4)],
-    };
-    let frames = match toc & 3 {
-        0 => 1,
-        1 => 2,
-        2 => {
-            rest.first()?;
-            2
-        }
-        _ => u32::from(rest.first()? & 0x3f),
-    };
-    let total = frame_samples * frames;
-    (frames > 0 && total <= OPUS_MAX_PACKET_SAMPLES).then_some(total)
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test hex"))
-            .collect()
-    }
-
-    #[allow(clippy::unnecessary_wraps)] // compared against parser results
-    fn dims(width: u32, height: u32) -> Option<Dimensions> {
-        Some(Dimensions { width, height })
-    }
-
-    /// Tiny deterministic PRNG (xorshift) for the no-panic fuzz checks.
-    fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x.to_le_bytes()[0]
-            })
-            .collect()
-    }
-
-    /// Feed `data`, each of its prefixes and mutations to every parser; only
-    /// absence of panics is checked.
-    fn exercise_all(data: &[u8]) {
-        for end in 0..=data.len() {
-            let d = &data[..end];
-            let _ = vp8_keyframe_dimensions(d);
-            let _ = vp8_is_keyframe(d);
-            let _ = parse_avcc(d);
-            for size in 0..=5 {
-                let _ = avc_nal_units(d, size).count();
-            }
-            let _ = h264_sps_dimensions(d);
-            let _ = h264_nal_type(d);
-            let _ = opus_packet_samples(d);
-        }
-    }
-
-    // Real VP8 frames from GStreamer vp8enc (first 16 bytes).
-    const VP8_640X480: &str = "90d4009d012a8002e001004708858588";
-    const VP8_321X241: &str = "905f009d012a4101f100004708858588";
-    const VP8_INTER: &str = "3104000110100018010aaae323fcde34";
-
-    #[test]
-    fn vp8_key_frames() {
-        let f = hex(VP8_640X480);
-        assert!(vp8_is_keyframe(&f));
-        assert_eq!(vp8_keyframe_dimensions(&f), dims(640, 480));
-        assert_eq!(vp8_keyframe_dimensions(&hex(VP8_321X241)), dims(321, 241));
-        // Scaling bits (top two bits of each size field) are masked off.
-        let scaled = [0x90, 0xd4, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0xc2, 0xe0, 0x41];
-        assert_eq!(vp8_keyframe_dimensions(&scaled), dims(640, 480));
-        let max = [0x00, 0, 0, 0x9d, 0x01, 0x2a, 0xff, 0xff, 0xff, 0x7f];
-        assert_eq!(vp8_keyframe_dimensions(&max), dims(16383, 16383));
-    }
-
-    #[test]
-    fn vp8_non_key_and_truncated() {
-        let inter = hex(VP8_INTER);
-        assert!(!vp8_is_keyframe(&inter));
-        assert_eq!(vp8_keyframe_dimensions(&inter), None);
-        let f = hex(VP8_321X241);
-        assert_eq!(vp8_keyframe_dimensions(&f[..9]), None);
-        assert!(vp8_is_keyframe(&f[..6]));
-        assert!(!vp8_is_keyframe(&f[..5]));
-        let mut bad_code = f.clone();
-        bad_code[4] = 0x02;
-        assert_eq!(vp8_keyframe_dimensions(&bad_code), None);
-        let zero = [0x00, 0, 0, 0x9d, 0x01, 0x2a, 0x00, 0xc0, 0x10, 0x00];
-        assert_eq!(vp8_keyframe_dimensions(&zero), None);
-        assert_eq!(vp8_keyframe_dimensions(&[]), None);
-    }
+    use crate::inspect::bitstream::tests::{dims, hex};
 
     // Real SPS NAL units produced by GStreamer x264enc (see the module tests
     // below for how each was made), and the size reported by h264parse/ffprobe.
     /// 640x480 High (I420 input).
-    const SPS_640X480_HIGH: &str = "6764001eacd940a03db016a0c0c0d4a0000003002000000791e2c5b2c0";
+    pub(in crate::inspect::bitstream) const SPS_640X480_HIGH: &str =
+        "6764001eacd940a03db016a0c0c0d4a0000003002000000791e2c5b2c0";
     /// 1280x720 High.
-    const SPS_1280X720_HIGH: &str = "6764001facd9405005bb016a02020280000003008000001e478c18cb";
+    pub(in crate::inspect::bitstream) const SPS_1280X720_HIGH: &str =
+        "6764001facd9405005bb016a02020280000003008000001e478c18cb";
     /// 1920x1080 High (1088 coded, bottom crop).
-    const SPS_1920X1080_HIGH: &str = "67640028acd940780227e5c05a808080a0000003002000000791e30632c0";
+    pub(in crate::inspect::bitstream) const SPS_1920X1080_HIGH: &str =
+        "67640028acd940780227e5c05a808080a0000003002000000791e30632c0";
     /// 322x242 High, cropped from 336x256.
-    const SPS_322X242_HIGH: &str = "67640014acd94150878888c05a8303035280000003008000001e478a14cb";
+    pub(in crate::inspect::bitstream) const SPS_322X242_HIGH: &str =
+        "67640014acd94150878888c05a8303035280000003008000001e478a14cb";
     /// 322x242 Constrained Baseline.
-    const SPS_322X242_BASELINE: &str = "6742c015d90150878888c05a8303035280000003008000001e478b1724";
+    pub(in crate::inspect::bitstream) const SPS_322X242_BASELINE: &str =
+        "6742c015d90150878888c05a8303035280000003008000001e478b1724";
     /// 322x242 High 4:2:2 (Y42B input).
-    const SPS_322X242_422: &str = "677a000dbcd9415087888fc05a83030320000003002000000791e28532c0";
+    pub(in crate::inspect::bitstream) const SPS_322X242_422: &str =
+        "677a000dbcd9415087888fc05a83030320000003002000000791e28532c0";
     /// 322x242 High 4:4:4 Predictive (Y444 input).
-    const SPS_322X242_444: &str = "67f4000d919b282a10f1f1f80b50606064000003000400000300f23c50a658";
+    pub(in crate::inspect::bitstream) const SPS_322X242_444: &str =
+        "67f4000d919b282a10f1f1f80b50606064000003000400000300f23c50a658";
     /// 640x480 High 4:4:4 Predictive (videotestsrc default AYUV input).
-    const SPS_640X480_444: &str = "67f4001e90d9b281407b602d41818190000003001000000303c8f162d960";
+    pub(in crate::inspect::bitstream) const SPS_640X480_444: &str =
+        "67f4001e90d9b281407b602d41818190000003001000000303c8f162d960";
     /// 322x244 High, interlaced (`frame_mbs_only_flag` = 0, field coding).
-    const SPS_322X244_INTERLACED: &str =
+    pub(in crate::inspect::bitstream) const SPS_322X244_INTERLACED: &str =
         "67640015acd941510f112602d418181a940000030008000003025a7c50a658";
 
     #[test]
@@ -515,17 +345,18 @@ mod tests {
     /// extremes -128/127), `pic_order_cnt_type` 1 with a cycle and an
     /// `offset_for_non_ref_pic` large enough to need emulation prevention;
     /// 336x256 cropped (1,2,3,4) in 1-pixel units.
-    const SYN_444_SEPARATE_PLANES: &str = "67f4000092df492492492492844262ffffffffffffffff01fc0101fffffffffffffffc4506e8000003010000030114430f00000400000505421d3215";
+    pub(in crate::inspect::bitstream) const SYN_444_SEPARATE_PLANES: &str = "67f4000092df492492492492844262ffffffffffffffff01fc0101fffffffffffffffc4506e8000003010000030114430f00000400000505421d3215";
     /// Same, `separate_colour_plane_flag` = 0 (`ChromaArrayType` 3).
-    const SYN_444: &str = "67f4000090df492492492492844262ffffffffffffffff01fc0101fffffffffffffffc4506e8000003010000030114430f00000400000505421d3215";
+    pub(in crate::inspect::bitstream) const SYN_444: &str = "67f4000090df492492492492844262ffffffffffffffff01fc0101fffffffffffffffc4506e8000003010000030114430f00000400000505421d3215";
     /// High 4:2:2, poc type 2, field coding, 320x288 cropped right/bottom 1 unit (2x2 px).
-    const SYN_422_FIELDS: &str = "677a001eb6eb282825ea90";
+    pub(in crate::inspect::bitstream) const SYN_422_FIELDS: &str = "677a001eb6eb282825ea90";
     /// Main 1080i: 1920x1088 field-coded, bottom crop 2 units of 4 lines.
-    const SYN_MAIN_1080I: &str = "674d001eeca03c0227ed";
+    pub(in crate::inspect::bitstream) const SYN_MAIN_1080I: &str = "674d001eeca03c0227ed";
     /// High monochrome (`chroma_format_idc` 0) with 8-list scaling matrix, fields.
-    const SYN_MONOCHROME: &str = "6764001edbe421084210842108421081089650a14e9248";
+    pub(in crate::inspect::bitstream) const SYN_MONOCHROME: &str =
+        "6764001edbe421084210842108421081089650a14e9248";
     /// High 4:2:0, 320x256 cropped (1,2,3,4) in 2-pixel units.
-    const SYN_420_CROP: &str = "6764001ea6ed94141fd32150";
+    pub(in crate::inspect::bitstream) const SYN_420_CROP: &str = "6764001ea6ed94141fd32150";
 
     #[test]
     fn sps_synthetic_syntax() {
@@ -574,9 +405,9 @@ mod tests {
     }
 
     /// Real avcC from a `GStreamer` `matroskamux` `CodecPrivate` (x264, 640x480 High 4:4:4).
-    const AVCC_640X480: &str = "01f4001effe1001e67f4001e90d9b281407b602d41818190000003001000000303c8f162d96001000668ebec448440";
+    pub(in crate::inspect::bitstream) const AVCC_640X480: &str = "01f4001effe1001e67f4001e90d9b281407b602d41818190000003001000000303c8f162d96001000668ebec448440";
     /// Real avcC from `h264parse` `codec_data` (322x242 High).
-    const AVCC_322X242: &str = "01640014ffe1001f67640014acb202a10f111180b5060606a50000030001000003003c8f142a4801000568ebccb22c";
+    pub(in crate::inspect::bitstream) const AVCC_322X242: &str = "01640014ffe1001f67640014acb202a10f111180b5060606a50000030001000003003c8f142a4801000568ebccb22c";
 
     #[test]
     fn avcc_real_records() {
@@ -636,69 +467,5 @@ mod tests {
         // A huge length stops without panicking.
         assert_eq!(avc_nal_units(&[0xff, 0xff, 0xff, 0xff, 1], 4).count(), 0);
         assert_eq!(h264_nal_type(&[]), None);
-    }
-
-    #[test]
-    fn opus_durations() {
-        // Real opusenc packets: CELT FB 20 ms (0xf8) and SILK NB 60 ms (0x18).
-        assert_eq!(opus_packet_samples(&hex("f8b50e7d91cc0582")), Some(960));
-        assert_eq!(opus_packet_samples(&hex("188a9738d84e09ff")), Some(2880));
-        // 0xfc: CELT FB 20 ms, code 0.
-        assert_eq!(opus_packet_samples(&[0xfc, 0xff, 0xfe]), Some(960));
-        // Code 1: two equal 20 ms frames.
-        assert_eq!(opus_packet_samples(&[0xf9, 1, 2]), Some(1920));
-        // Code 2: two frames, needs a length byte.
-        assert_eq!(opus_packet_samples(&[0xfa, 1, 2]), Some(1920));
-        assert_eq!(opus_packet_samples(&[0xfa]), None);
-        // Code 3: 2.5 ms CELT x 48 frames = 120 ms (the maximum).
-        assert_eq!(opus_packet_samples(&[0x83, 48]), Some(5760));
-        // Code 3: 10 ms SILK x 3, padding/VBR bits ignored.
-        assert_eq!(opus_packet_samples(&[0x03, 0xc3, 0x01]), Some(1440));
-        // Hybrid SWB 10 ms / FB 20 ms.
-        assert_eq!(opus_packet_samples(&[0x60]), Some(480));
-        assert_eq!(opus_packet_samples(&[0x79, 0, 0]), Some(1920));
-        // Invalid: > 120 ms, zero frames, truncated, empty.
-        assert_eq!(opus_packet_samples(&[0x1b, 3]), None); // 3 x 60 ms
-        assert_eq!(opus_packet_samples(&[0xfb, 7]), None); // 7 x 20 ms
-        assert_eq!(opus_packet_samples(&[0xfb, 0]), None);
-        assert_eq!(opus_packet_samples(&[0xfb]), None);
-        assert_eq!(opus_packet_samples(&[]), None);
-    }
-
-    #[test]
-    fn no_panics_on_prefixes_and_random_bytes() {
-        let valid = [
-            VP8_640X480,
-            VP8_321X241,
-            VP8_INTER,
-            SPS_640X480_HIGH,
-            SPS_322X242_444,
-            SPS_322X244_INTERLACED,
-            SYN_444_SEPARATE_PLANES,
-            SYN_MONOCHROME,
-            AVCC_640X480,
-            AVCC_322X242,
-        ];
-        for v in valid {
-            let bytes = hex(v);
-            exercise_all(&bytes);
-            // Single-bit flips of every position stay panic-free too.
-            for i in 0..bytes.len() * 8 {
-                let mut m = bytes.clone();
-                m[i / 8] ^= 0x80 >> (i % 8);
-                exercise_all(&m[..]);
-            }
-        }
-        for seed in 0..200u64 {
-            let mut data = random_bytes(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 64);
-            exercise_all(&data);
-            // Random bytes behind a plausible SPS header and an avcC prefix.
-            data[0] = 0x67;
-            exercise_all(&data);
-            data[0] = 0x01;
-            exercise_all(&data);
-        }
-        exercise_all(&[0xff; 40]);
-        exercise_all(&[0x00; 40]);
     }
 }
