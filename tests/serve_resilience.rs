@@ -165,7 +165,7 @@ async fn kill_9_mid_compose_then_a_restart_completes_the_job_once() {
         .as_str()
         .unwrap()
         .to_owned();
-    wait_running(&svc.base, &id, 10.0).await;
+    wait_composing(setup, &svc.base, &id, 10.0).await;
     svc.kill(); // SIGKILL
     assert!(setup.outputs().is_empty(), "{:?}", setup.outputs());
 
@@ -273,7 +273,7 @@ async fn sigterm_gives_the_running_job_back_and_a_restart_does_it() {
         .as_str()
         .unwrap()
         .to_owned();
-    wait_running(&svc.base, &id, 10.0).await;
+    wait_composing(setup, &svc.base, &id, 10.0).await;
     let signalled = std::time::Instant::now();
     let status = svc.terminate();
     let took = signalled.elapsed();

@@ -588,21 +588,39 @@ pub async fn one_notification(receiver: &Receiver, job: &str) -> Value {
     got[0].body.clone()
 }
 
-/// Waits until a job runs and is past `percent`, failing if it finishes first.
-pub async fn wait_running(base: &str, id: &str, percent: f64) {
+/// Waits until a job is composing, failing if it finishes first: running, and either past
+/// `percent` by its heartbeats or with its output's temporary file already in its work folder.
+/// (A release build composes the short test archives within a heartbeat or two, so the
+/// progress alone may never be seen between 10 % and the end.)
+pub async fn wait_composing(setup: &Setup, base: &str, id: &str, percent: f64) {
     let start = Instant::now();
+    let work = setup.path("data/work");
     loop {
+        let partial = holds_partial_output(&work);
         let job = get_json(base, &format!("/v1/jobs/{id}")).await;
-        if job["state"] == "running" && job["progress"].as_f64().unwrap_or(0.0) > percent {
+        let progress = job["progress"].as_f64().unwrap_or(0.0);
+        if job["state"] == "running" && (partial || progress > percent) {
             return;
         }
         assert!(
             job["state"] != "succeeded",
-            "finished too soon: make the archive longer"
+            "finished before it was seen composing: {job}"
         );
         assert!(start.elapsed() < LONG, "{job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Whether a folder, or one below it, holds an output being written (`.NAME.partial-PID`).
+fn holds_partial_output(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        (name.starts_with('.') && name.contains(".partial-"))
+            || (e.file_type().is_ok_and(|t| t.is_dir()) && holds_partial_output(&e.path()))
+    })
 }
 
 /// The usual cast of a service test: its folders, a file server (holding a generated
