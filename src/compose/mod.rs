@@ -334,6 +334,20 @@ pub fn compose_recording(
     opts: &ComposeOptions,
     control: &Control<'_>,
 ) -> Result<ComposeReport> {
+    opts.validate()?;
+    let report = inspect_recording(recording, &InspectOptions::default())?;
+    compose_inspected(recording, &report, output, opts, control)
+}
+
+/// Composes one recording into `output`, given its inspection (`inspect_recording` of the
+/// same recording: a caller that shows the report too need not inspect it twice).
+pub fn compose_inspected(
+    recording: &mut Recording,
+    report: &crate::inspect::ArchiveReport,
+    output: &Path,
+    opts: &ComposeOptions,
+    control: &Control<'_>,
+) -> Result<ComposeReport> {
     let started = Instant::now();
     opts.validate()?;
     let format = match opts.format {
@@ -346,9 +360,8 @@ pub fn compose_recording(
         })?,
     };
 
-    let report = inspect_recording(recording, &InspectOptions::default())?;
     if opts.strict {
-        refuse_damage(&report)?;
+        refuse_damage(report)?;
     }
     let timeline = &recording.timeline;
     let plan = Plan::new(timeline, |name| report.segment(name), &opts.plan).ok_or_else(|| {
@@ -412,7 +425,8 @@ pub fn compose_recording(
         segments: plan.streams.iter().map(|s| s.segments.len()).sum(),
         warnings: report
             .warnings
-            .into_iter()
+            .iter()
+            .cloned()
             .chain(outcome.undecodable.iter().map(|f| {
                 format!(
                     "{f}: no frame of its video could be decoded; its placeholder shows instead"

@@ -130,10 +130,22 @@ pub fn repair_recording(
     opts: &RepairOptions,
     control: &Control<'_>,
 ) -> Result<RepairReport> {
-    let started = Instant::now();
     let report = inspect_recording(recording, &InspectOptions::default())?;
+    repair_inspected(recording, &report, out_dir, opts, control)
+}
+
+/// Repairs every stream of one recording into `out_dir`, given its inspection
+/// (`inspect_recording` of the same recording).
+pub fn repair_inspected(
+    recording: &mut Recording,
+    report: &crate::inspect::ArchiveReport,
+    out_dir: &Path,
+    opts: &RepairOptions,
+    control: &Control<'_>,
+) -> Result<RepairReport> {
+    let started = Instant::now();
     if opts.strict {
-        crate::compose::refuse_damage(&report)?;
+        crate::compose::refuse_damage(report)?;
     }
     let timeline = recording.timeline.clone();
     let media = &mut recording.media;
@@ -147,7 +159,7 @@ pub fn repair_recording(
     })?;
     let mut streams = Vec::new();
     let job = Job {
-        report: &report,
+        report,
         out_dir,
         span: (span.start.0, span.stop.0),
         opts,
@@ -166,7 +178,7 @@ pub fn repair_recording(
     Ok(RepairReport {
         align: opts.align,
         streams,
-        warnings: report.warnings,
+        warnings: report.warnings.clone(),
         wall_ms: started.elapsed().as_millis() as u64,
     })
 }

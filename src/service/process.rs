@@ -226,8 +226,9 @@ fn produce_all(
             Product::Compose => {
                 let ext = format!("{format:?}").to_ascii_lowercase();
                 let local = out_dir.join(format!("{key}.{ext}"));
-                let report = compose::compose_recording(&mut recording, &local, opts, &control)
-                    .map_err(classify)?;
+                let report =
+                    compose::compose_inspected(&mut recording, &report, &local, opts, &control)
+                        .map_err(classify)?;
                 for w in &report.warnings {
                     tracing::warn!(warning = %w, "compose");
                 }
@@ -246,8 +247,9 @@ fn produce_all(
                     strict: opts.strict,
                     ..RepairOptions::default()
                 };
-                let report = repair::repair_recording(&mut recording, &dir, &ropts, &control)
-                    .map_err(classify)?;
+                let report =
+                    repair::repair_inspected(&mut recording, &report, &dir, &ropts, &control)
+                        .map_err(classify)?;
                 for s in report.streams {
                     let name = s
                         .output
