@@ -226,13 +226,20 @@ mod imp {
             if let Some(frame) = slabs.iter().find_map(Slab::take) {
                 return Ok(gst::Buffer::from_mut_slice(frame));
             }
-            let slab = Arc::new(Slab::new(size, FRAMES_PER_SLAB).map_err(|e| {
-                gst::error!(gst::CAT_RUST, "cannot map {size}-byte frames: {e}");
-                gst::FlowError::Error
-            })?);
-            let frame = slab.take().ok_or(gst::FlowError::Error)?;
-            slabs.push(slab);
-            Ok(gst::Buffer::from_mut_slice(frame))
+            match Slab::new(size, FRAMES_PER_SLAB) {
+                Ok(slab) => {
+                    let slab = Arc::new(slab);
+                    let frame = slab.take().ok_or(gst::FlowError::Error)?;
+                    slabs.push(slab);
+                    Ok(gst::Buffer::from_mut_slice(frame))
+                }
+                // A process whose address space is capped may refuse the mapping: the frame
+                // then comes from the heap, as from any other pool.
+                Err(e) => {
+                    gst::warning!(gst::CAT_RUST, "{size}-byte frames from the heap: {e}");
+                    gst::Buffer::with_size(size).map_err(|_| gst::FlowError::Error)
+                }
+            }
         }
     }
 }
@@ -314,6 +321,12 @@ pub(super) mod tests {
             first,
             "the lowest slot comes back first"
         );
+    }
+
+    #[test]
+    fn impossible_sizes_are_refused_not_mapped() {
+        let err = Slab::new(usize::MAX / 4, 8).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
     }
 
     #[test]
