@@ -4,8 +4,8 @@
 //! Every output frame is written once by the canvas and read once by x264, which copies it
 //! into its own frames (those already lie on huge pages: libx264 asks for them itself). On
 //! glibc's heap a 1920x1080 frame spans 760 pages of 4 KiB, and both passes pay for the
-//! page-table walks: with the frames on huge pages a 1080p compose takes about 7 % less
-//! time (`docs/benchmarks.md`, change 11). Packing the frames one after another, rather than
+//! page-table walks: with the frames on huge pages a 1080p compose took 2-5 % less time,
+//! depending on how busy the shared machine was (`docs/benchmarks.md`, change 11). Packing the frames one after another, rather than
 //! giving each its own 2 MiB-rounded block, keeps the memory they take what they hold: at
 //! most the part of one huge page past the last frame in use is extra.
 //!
