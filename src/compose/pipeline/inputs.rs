@@ -107,6 +107,7 @@ fn add_demuxer(
             return;
         };
         let is_video = pad.name().starts_with("video");
+        stop_past_end(pad, window);
         let Ok(mut t) = target.lock() else { return };
         let wanted = match &*t {
             Some(Target::Video(_)) => is_video,
@@ -141,6 +142,32 @@ fn add_demuxer(
         }
     });
     Ok(())
+}
+
+/// How far past its window's end a demuxer goes on: a little, for decoders that put frames
+/// out of order (H.264 with B-frames: a packet past the end may come before the last frames
+/// inside it).
+const PAST_END_NS: i64 = 1_000_000_000;
+
+/// Ends a demuxer's stream just past the window's end (`--to`, or a segment's stop offset):
+/// each of its pads answers a packet past it with "end of stream", so the demuxer stops and
+/// sends EOS down every branch, instead of reading and decoding the rest of its file only
+/// for the branch to drop it (composing the first minutes of an hour-long archive read the
+/// whole hour).
+fn stop_past_end(pad: &gst::Pad, window: Window) {
+    let stop = window.end_ns.saturating_add(PAST_END_NS);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let past = info
+            .buffer()
+            .and_then(|b| b.pts())
+            .is_some_and(|pts| i64::try_from(pts.nseconds()).unwrap_or(i64::MAX) >= stop);
+        if past {
+            info.flow_res = Err(gst::FlowError::Eos);
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
 }
 
 const RANGE_SOURCE: &str = "mosaic-range:";
@@ -347,5 +374,75 @@ mod tests {
         assert_eq!(range_source_id(&src), Some(id));
         let other = make("fakesrc").unwrap();
         assert_eq!(range_source_id(&other), None);
+    }
+
+    /// Demuxes `file` with every pad stopping past `end_ns`: (buffers, last PTS in ms, whether
+    /// the pipeline reached EOS).
+    fn demux_until(file: &Path, end_ns: i64) -> (usize, u64, bool) {
+        let pipeline = gst::Pipeline::new();
+        let src = make("filesrc").unwrap();
+        src.set_property("location", file.to_string_lossy().to_string());
+        let demux = make("matroskademux").unwrap();
+        link_chain(&pipeline, &[src, demux.clone()]).unwrap();
+        let seen = Arc::new(Mutex::new((0usize, 0u64)));
+        let window = Window {
+            start_ns: 0,
+            end_ns,
+            max_errors: 0,
+        };
+        let weak = pipeline.downgrade();
+        let counts = seen.clone();
+        demux.connect_pad_added(move |_, pad| {
+            stop_past_end(pad, window);
+            let counts = counts.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                    let mut c = counts.lock().unwrap();
+                    c.0 += 1;
+                    c.1 = c.1.max(pts.mseconds());
+                }
+                gst::PadProbeReturn::Ok
+            });
+            let pipeline = weak.upgrade().unwrap();
+            let sink = make("fakesink").unwrap();
+            sink.set_property("sync", false);
+            pipeline.add(&sink).unwrap();
+            sink.sync_state_with_parent().unwrap();
+            pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+        });
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let msg = pipeline
+            .bus()
+            .unwrap()
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(60),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .unwrap();
+        pipeline.set_state(gst::State::Null).unwrap();
+        let (n, last) = *seen.lock().unwrap();
+        (n, last, msg.type_() == gst::MessageType::Eos)
+    }
+
+    #[test]
+    fn a_demuxer_stops_just_past_its_windows_end() {
+        gst::init().unwrap();
+        let spec = crate::sample::bench(6_000);
+        let stream = &spec.streams[0];
+        let bytes = crate::sample::encode_segment(&spec, stream, &stream.segments[0]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cam1.webm");
+        std::fs::write(&file, bytes).unwrap();
+
+        let (all, last_all, eos) = demux_until(&file, i64::MAX);
+        assert!(
+            eos && last_all >= 5_900,
+            "the whole file: {all} buffers to {last_all} ms"
+        );
+        let (some, last, eos) = demux_until(&file, 1_500_000_000);
+        assert!(eos, "the demuxer ends its streams");
+        // Packets up to 1 s past the end pass (for reordering decoders); none after.
+        assert!((2_400..2_500).contains(&last), "last packet at {last} ms");
+        assert!(some < all / 2, "{some} of {all} packets read");
     }
 }
