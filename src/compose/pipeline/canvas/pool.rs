@@ -49,11 +49,11 @@ unsafe impl Sync for Slab {}
 
 impl Slab {
     /// Maps room for `count` frames of `size` bytes, aligned to a huge page, and asks for
-    /// huge pages on it. Fails only if the kernel refuses the mapping.
+    /// huge pages on it. Fails if the sizes overflow or the kernel refuses the mapping.
     pub(super) fn new(size: usize, count: usize) -> std::io::Result<Slab> {
         let too_big = || std::io::Error::from(std::io::ErrorKind::OutOfMemory);
-        let size = size.max(1);
         let stride = size
+            .max(1)
             .checked_next_multiple_of(FRAME_ALIGN)
             .ok_or_else(too_big)?;
         let len = stride
