@@ -122,6 +122,54 @@ fn h264_mkv_archive_to_webm_keeps_every_mark_in_place() {
     check_sync(&out, &report);
 }
 
+/// A file that begins with a mute of both media (its first frame 2 s into the file, as a
+/// publisher who joins muted is recorded) plays where its frames' times say, not from the
+/// segment's start: GStreamer's demuxer starts its stream at the first frame.
+#[test]
+fn a_file_that_begins_muted_keeps_its_marks_in_place() {
+    let mut late = segment(0, 6_000);
+    late.video_mutes = vec![[0, 2_000]];
+    late.audio_mutes = vec![[0, 2_000]];
+    let spec = archive(
+        "late-start",
+        ContainerKind::Webm,
+        vec![
+            stream("m", [200, 30, 30], vec![3_000], vec![late]),
+            stream(
+                "s",
+                [30, 30, 200],
+                vec![1_000, 4_500],
+                vec![segment(0, 6_000)],
+            ),
+        ],
+    );
+    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
+        let spec = ArchiveSpec {
+            container,
+            ..spec.clone()
+        };
+        let (_dir, out, _) = compose_sample(&spec, "late.mp4", &small());
+        let d = decode(&out);
+        let m = d.flashes_at(0.25, 0.5);
+        assert_eq!(m.len(), 1, "{container:?}: m flashes {m:?}");
+        near(m[0], 3_000.0, FRAME_MS, "flash of m");
+        let s = d.flashes_at(0.75, 0.5);
+        assert_eq!(s.len(), 2, "{container:?}: s flashes {s:?}");
+        let beeps = d.beeps_ms();
+        assert_eq!(beeps.len(), 3, "{container:?}: beeps {beeps:?}");
+        for (got, want) in beeps.iter().zip([1_000.0, 3_000.0, 4_500.0]) {
+            near(*got, want, 20.0, "beep");
+        }
+        // Before its first frame m's tile shows its placeholder, after it m's colour.
+        is_colour(
+            d.rgb_at(d.frame_at(1_500.0), 0.25, 0.3),
+            PLACEHOLDER,
+            "m not yet",
+        );
+        is_colour(d.rgb_at(d.frame_at(2_500.0), 0.25, 0.5), [200, 30, 30], "m");
+    }
+}
+
 #[test]
 fn black_and_placeholder_mute_policies() {
     let spec = mutes_spec(ContainerKind::Webm);

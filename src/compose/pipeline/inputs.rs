@@ -107,6 +107,7 @@ fn add_demuxer(
             return;
         };
         let is_video = pad.name().starts_with("video");
+        keep_container_time(pad);
         stop_past_end(pad, window);
         let Ok(mut t) = target.lock() else { return };
         let wanted = match &*t {
@@ -142,6 +143,37 @@ fn add_demuxer(
         }
     });
     Ok(())
+}
+
+/// Makes a demuxer's running time its file's own time, as the plan places it.
+///
+/// `matroskademux` starts its segment at the file's first block, so a file that begins with
+/// a mute (its first frame 2 s into the file) would play 2 s early; its segment's base is
+/// set to its start, so every buffer's running time is its timestamp.
+fn keep_container_time(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        let rebased = match &info.data {
+            Some(gst::PadProbeData::Event(event)) => match event.view() {
+                gst::EventView::Segment(s) => s
+                    .segment()
+                    .clone()
+                    .downcast::<gst::ClockTime>()
+                    .ok()
+                    .map(|mut segment| {
+                        segment.set_base(segment.start().unwrap_or(gst::ClockTime::ZERO));
+                        gst::event::Segment::builder(&segment)
+                            .seqnum(event.seqnum())
+                            .build()
+                    }),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(event) = rebased {
+            info.data = Some(gst::PadProbeData::Event(event));
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// How far past its window's end a demuxer goes on: a little, for decoders that put frames
