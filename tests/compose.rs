@@ -380,6 +380,53 @@ fn one_stream_keeps_its_level_and_four_loud_streams_do_not_clip() {
     assert!(peak > 0.7, "the beeps are still loud: {peak}");
 }
 
+/// `--from` late in a file: every file is read from the key frame before the start (the
+/// generator puts one every 10 s), and what comes out is what a whole read gives: each
+/// tile's colour from the first frame, marks and beeps in place.
+#[test]
+fn from_late_in_the_files_starts_decoding_at_the_key_frame_before() {
+    let spec = archive(
+        "resume",
+        ContainerKind::Webm,
+        vec![
+            stream("m", [200, 30, 30], vec![16_000], vec![segment(0, 22_000)]),
+            stream("s", [30, 30, 200], vec![17_000], vec![segment(0, 22_000)]),
+        ],
+    );
+    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
+        let spec = ArchiveSpec {
+            container,
+            ..spec.clone()
+        };
+        let opts = ComposeOptions {
+            plan: PlanOptions {
+                from_ms: Some(15_000),
+                to_ms: Some(19_000),
+                ..small().plan
+            },
+            ..small()
+        };
+        let (_dir, out, report) = compose_sample(&spec, "late.mp4", &opts);
+        assert_eq!(report.frames, 120);
+        let d = decode(&out);
+        assert_eq!(d.frames.len(), 120);
+        is_colour(d.rgb_at(0, 0.25, 0.5), [200, 30, 30], "m's first frame");
+        is_colour(d.rgb_at(0, 0.75, 0.5), [30, 30, 200], "s's first frame");
+        let m = d.flashes_at(0.25, 0.5);
+        let s = d.flashes_at(0.75, 0.5);
+        assert_eq!((m.len(), s.len()), (1, 1), "{container:?}: {m:?} {s:?}");
+        near(m[0], 1_000.0, FRAME_MS, "flash of m");
+        near(s[0], 2_000.0, FRAME_MS, "flash of s");
+        let beeps = d.beeps_ms();
+        assert_eq!(beeps.len(), 2, "{container:?}: beeps {beeps:?}");
+        for (got, want) in beeps.iter().zip([1_000.0, 2_000.0]) {
+            near(*got, want, 20.0, "beep");
+        }
+        // The sound is there from the first millisecond.
+        assert!(d.rms(0.0, 100.0) > 0.01, "sound at the start");
+    }
+}
+
 #[test]
 fn trim_labels_and_report() {
     let spec = mutes_spec(ContainerKind::Webm);

@@ -11,6 +11,7 @@ pub mod limiter;
 pub mod meter;
 pub mod pipeline;
 pub mod plan;
+pub mod resume;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -275,6 +276,9 @@ impl ExtractedMedia {
                     range,
                     video: codec(TrackKind::Video),
                     audio: codec(TrackKind::Audio),
+                    clusters: damaged
+                        .is_empty()
+                        .then(|| std::sync::Arc::new(seg.clusters.clone())),
                 },
             ));
         }

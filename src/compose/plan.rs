@@ -415,6 +415,7 @@ mod tests {
             damage: vec![],
             duration_ms: None,
             tracks: vec![track(TrackKind::Video), track(TrackKind::Audio)],
+            clusters: Default::default(),
         }
     }
 

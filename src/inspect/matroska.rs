@@ -13,6 +13,7 @@ use webm_iterable::matroska_spec::{Master, MatroskaSpec};
 
 use super::bitstream::{self, Dimensions};
 use super::block;
+use super::clusters::ClusterIndex;
 use super::resync::Tap;
 use super::track::TrackScan;
 use super::{Codec, ContainerReport, Damage, InspectOptions, TrackKind, TrackReport, ns_to_ms};
@@ -71,6 +72,7 @@ pub fn scan_frames<R: Read>(
     let mut scan = Scan::new(filename, opts);
     loop {
         let start = tap.position();
+        scan.run_start = start;
         let mut tags = WebmIterator::new(
             &mut tap,
             &[
@@ -141,6 +143,9 @@ struct Scan<'o> {
     damage: Vec<Damage>,
     /// The latest frame time read, ns.
     last_ns: Option<i64>,
+    /// Offset in the file where the current run of the tag reader started.
+    run_start: u64,
+    clusters: ClusterIndex,
 }
 
 impl<'o> Scan<'o> {
@@ -160,6 +165,8 @@ impl<'o> Scan<'o> {
             truncated: None,
             damage: Vec::new(),
             last_ns: None,
+            run_start: 0,
+            clusters: ClusterIndex::default(),
         }
     }
 
@@ -206,6 +213,10 @@ impl<'o> Scan<'o> {
                     return Err(self.not_matroska("does not start with an EBML header".into()));
                 }
                 self.first_tag = false;
+            }
+            if matches!(tag, MatroskaSpec::Cluster(Master::Start)) {
+                let at = self.run_start + tags.last_emitted_tag_offset() as u64;
+                self.clusters.start(at);
             }
             if let Err(reason) = self.tag(tag, on_frame)? {
                 let at = tags.last_emitted_tag_offset() as u64;
@@ -304,15 +315,19 @@ impl<'o> Scan<'o> {
             d.to_ms = Some(ns_to_ms(time));
         }
         self.last_ns = Some(self.last_ns.map_or(time, |l| l.max(time)));
-        add_block(
+        let stored = add_block(
             &mut self.tracks,
             block.track,
             time,
             keyframe,
             block.frames.iter().copied(),
             on_frame,
-        )
-        .map(Ok)
+        )?;
+        if let Some(stored) = stored {
+            self.clusters
+                .frames(time, stored.last_ns, stored.video_key_ns);
+        }
+        Ok(Ok(()))
     }
 
     fn finish(self, bytes_read: u64) -> ContainerReport {
@@ -343,6 +358,7 @@ impl<'o> Scan<'o> {
             bytes_read,
             date_utc_ms: self.date_utc_ms,
             tracks,
+            clusters: self.clusters,
         }
     }
 }
@@ -368,8 +384,16 @@ fn corrupt(filename: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// What one block stored, for the cluster index.
+struct Stored {
+    /// Where its last frame ends (where it starts, for video).
+    last_ns: i64,
+    /// The time of its first video frame a decoder can start on.
+    video_key_ns: Option<i64>,
+}
+
 /// Feeds one block's frames to its track. Laced audio frames follow each other by their
-/// own durations.
+/// own durations. `None` for a block of a track mosaic does not follow.
 fn add_block<'a>(
     tracks: &mut [Track],
     number: u64,
@@ -377,11 +401,15 @@ fn add_block<'a>(
     container_keyframe: bool,
     frames: impl Iterator<Item = &'a [u8]>,
     on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
-) -> Result<()> {
+) -> Result<Option<Stored>> {
     let Some(track) = tracks.iter_mut().find(|t| t.number == number) else {
-        return Ok(()); // a block for a track we do not follow (subtitles, or an undeclared track)
+        return Ok(None); // a block for a track we do not follow (subtitles, or an undeclared track)
     };
     let mut time = block_time;
+    let mut stored = Stored {
+        last_ns: block_time,
+        video_key_ns: None,
+    };
     for frame in frames {
         let (keyframe, size, decodable) = match track.codec {
             Codec::Vp8 => {
@@ -393,6 +421,9 @@ fn add_block<'a>(
         };
         if decodable {
             track.scan.decodable_keyframes += 1;
+            if track.kind == TrackKind::Video && stored.video_key_ns.is_none() {
+                stored.video_key_ns = Some(time);
+            }
         }
         let duration = (track.codec == Codec::Opus).then(|| {
             let samples = bitstream::opus_packet_samples(frame).unwrap_or(960);
@@ -408,8 +439,9 @@ fn add_block<'a>(
             data: frame,
         })?;
         time += duration.unwrap_or(0);
+        stored.last_ns = time;
     }
-    Ok(())
+    Ok(Some(stored))
 }
 
 /// Key frame (an IDR slice) and picture size (from an in-band SPS) of one H.264 access unit.
@@ -540,4 +572,52 @@ fn parse_track(
             header_size,
         ),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generated 21 s WebM of 160x120 video (a key frame every 10 s) and Opus.
+    fn generated() -> Vec<u8> {
+        let mut spec = crate::sample::bench(21_000);
+        spec.streams.truncate(1);
+        let stream = &mut spec.streams[0];
+        (stream.width, stream.height) = (160, 120);
+        let (spec, stream) = (&spec, &spec.streams[0]);
+        crate::sample::encode_segment(spec, stream, &stream.segments[0]).unwrap()
+    }
+
+    #[test]
+    fn the_scan_notes_where_each_cluster_begins_and_its_key_frames() {
+        let bytes = generated();
+        let report = scan(&bytes[..], "cam.webm", &InspectOptions::default()).unwrap();
+        let index = &report.clusters;
+        let clusters = index.clusters();
+        assert!(clusters.len() >= 3, "{} clusters", clusters.len());
+        for c in clusters {
+            let at = c.byte as usize;
+            assert_eq!(
+                bytes[at..at + 4],
+                [0x1F, 0x43, 0xB6, 0x75],
+                "a Cluster at {at}"
+            );
+        }
+        assert_eq!(index.header_end(), Some(clusters[0].byte));
+        let keys: Vec<i64> = clusters.iter().filter_map(|c| c.key_ns).collect();
+        assert_eq!(keys, [0, 10_000_000_000, 20_000_000_000]);
+        // Every frame's time lies in some cluster's span, in storage order.
+        let (first, last) = clusters[0].span_ns.unwrap();
+        assert_eq!(first, 0);
+        assert!(last < clusters[1].span_ns.unwrap().0 + 100_000_000);
+        let end = clusters.last().unwrap().span_ns.unwrap().1;
+        assert!(
+            (20_950_000_000..=21_020_000_000).contains(&end),
+            "ends at {end}"
+        );
+
+        let resume = index.resume_video(15_000_000_000).unwrap();
+        let at = clusters.iter().find(|c| c.byte == resume).unwrap();
+        assert_eq!(at.key_ns, Some(10_000_000_000));
+    }
 }

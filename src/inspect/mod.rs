@@ -7,6 +7,7 @@
 
 pub mod bitstream;
 pub mod block;
+pub mod clusters;
 pub mod matroska;
 pub mod resync;
 pub mod svg;
@@ -247,6 +248,10 @@ pub struct ContainerReport {
     /// When the file says it was recorded (the Segment's `DateUTC`), as Unix ms.
     pub date_utc_ms: Option<i64>,
     pub tracks: Vec<TrackReport>,
+    /// Where each cluster begins and what it holds (for starting in the middle; not
+    /// reported).
+    #[serde(skip)]
+    pub clusters: clusters::ClusterIndex,
 }
 
 impl ContainerReport {
@@ -354,6 +359,10 @@ pub struct SegmentReport {
     /// The container's own duration (first to last frame of any track).
     pub duration_ms: Option<i64>,
     pub tracks: Vec<TrackReport>,
+    /// Where each cluster begins and what it holds (for starting in the middle; not
+    /// reported).
+    #[serde(skip)]
+    pub clusters: clusters::ClusterIndex,
 }
 
 impl SegmentReport {
@@ -459,6 +468,7 @@ pub fn inspect_recording(
                     damage: report.damage.clone(),
                     duration_ms: report.duration_ms(),
                     tracks: report.tracks.clone(),
+                    clusters: report.clusters.clone(),
                 });
             }
         }

@@ -82,13 +82,19 @@ fn add_demuxer(
     target: Target,
     window: Window,
 ) -> Result<()> {
-    let src = match file.range {
-        None => {
+    let is_video = matches!(target, Target::Video(_));
+    let resumed = resumed_pieces(file, is_video, window.start_ns);
+    let skip_to_key = is_video && resumed.is_some();
+    let src = match (resumed, file.range) {
+        (Some(pieces), _) => pieces_source(&file.path, pieces, &file.id())?,
+        (None, Some((offset, length))) => {
+            pieces_source(&file.path, vec![Piece::File { offset, length }], &file.id())?
+        }
+        (None, None) => {
             let src = make("filesrc")?;
             src.set_property("location", file.path.to_string_lossy().to_string());
             src
         }
-        Some((offset, length)) => range_source(&file.path, offset, length, &file.id())?,
     };
     let demux = make("matroskademux")?;
     if matches!(target, Target::Audio(_)) {
@@ -116,7 +122,12 @@ fn add_demuxer(
             None => false,
         };
         let result = match (wanted, t.take()) {
-            (true, Some(Target::Video(video))) => link_video(&pipeline, pad, video, window),
+            (true, Some(Target::Video(video))) => {
+                if skip_to_key {
+                    drop_until_key_frame(pad);
+                }
+                link_video(&pipeline, pad, video, window)
+            }
             (true, Some(Target::Audio(to))) => link_audio(&pipeline, pad, &to, window),
             (_, other) => {
                 *t = other;
@@ -202,16 +213,127 @@ fn stop_past_end(pad: &gst::Pad, window: Window) {
     });
 }
 
+/// A resumed video stream begins in the cluster of its key frame, which may hold frames
+/// before it that no decoder can start on: they are dropped up to the key frame.
+fn drop_until_key_frame(pad: &gst::Pad) {
+    let at_key = std::sync::atomic::AtomicBool::new(false);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if !at_key.load(Ordering::Relaxed)
+            && let Some(buffer) = info.buffer()
+        {
+            if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                return gst::PadProbeReturn::Drop;
+            }
+            at_key.store(true, Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// The largest header (the bytes before the first cluster) read into memory to resume a
+/// file; a larger one is read in place, from the file's start.
+const MAX_HEADER: u64 = 16 << 20;
+
+/// What a demuxer whose window starts at `start_ns` reads of `file`: its header made fit for
+/// resuming, then the file from the cluster to resume at (see [`crate::compose::resume`]).
+/// `None`: the whole file (nothing before the start to skip, no cluster index, or a header
+/// this cannot rewrite).
+fn resumed_pieces(file: &MediaFile, video: bool, start_ns: i64) -> Option<Vec<Piece>> {
+    use std::os::unix::fs::FileExt;
+    if start_ns <= 0 {
+        return None;
+    }
+    let clusters = file.clusters.as_deref()?;
+    let header_end = clusters.header_end()?;
+    let at = if video {
+        clusters.resume_video(start_ns)
+    } else {
+        clusters.resume_audio(start_ns, crate::compose::resume::AUDIO_PREROLL_NS)
+    }?;
+    let (base, length) = match file.range {
+        Some(range) => range,
+        None => (0, std::fs::metadata(&file.path).ok()?.len()),
+    };
+    if header_end > MAX_HEADER || at <= header_end || at >= length {
+        return None;
+    }
+    let mut header = vec![0; usize::try_from(header_end).ok()?];
+    let source = std::fs::File::open(&file.path).ok()?;
+    source.read_exact_at(&mut header, base).ok()?;
+    let header = crate::compose::resume::header_for_resuming(&header)?;
+    Some(vec![
+        Piece::Bytes(header),
+        Piece::File {
+            offset: base + at,
+            length: length - at,
+        },
+    ])
+}
+
+/// Part of what a [`pieces_source`] serves.
+enum Piece {
+    Bytes(Vec<u8>),
+    /// `length` bytes of the file from `offset`.
+    File {
+        offset: u64,
+        length: u64,
+    },
+}
+
+impl Piece {
+    fn len(&self) -> u64 {
+        match self {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::File { length, .. } => *length,
+        }
+    }
+}
+
+/// Fills `out` with the pieces' bytes from position `at` of their concatenation (which must
+/// hold them).
+fn read_pieces(
+    pieces: &[Piece],
+    file: &std::fs::File,
+    mut at: u64,
+    mut out: &mut [u8],
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    for piece in pieces {
+        if out.is_empty() {
+            break;
+        }
+        let len = piece.len();
+        if at >= len {
+            at -= len;
+            continue;
+        }
+        let n = (len - at).min(out.len() as u64) as usize;
+        let (now, rest) = out.split_at_mut(n);
+        match piece {
+            Piece::Bytes(b) => now.copy_from_slice(&b[at as usize..at as usize + n]),
+            Piece::File { offset, .. } => file.read_exact_at(now, offset + at)?,
+        }
+        out = rest;
+        at = 0;
+    }
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(std::io::ErrorKind::UnexpectedEof.into())
+    }
+}
+
 const RANGE_SOURCE: &str = "mosaic-range:";
 
-/// An `appsrc` serving `length` bytes of `path` from `offset`, with random access (the
-/// demuxer pulls and seeks as in a file): a ZIP's stored entry, read where it lies.
-fn range_source(path: &Path, offset: u64, length: u64, id: &Path) -> Result<gst::Element> {
-    use std::os::unix::fs::FileExt;
+/// An `appsrc` serving `pieces` (of `path`, or bytes of their own) one after another, with
+/// random access (the demuxer pulls and seeks as in a file): a ZIP's stored entry read
+/// where it lies, or a file resumed at a cluster.
+fn pieces_source(path: &Path, pieces: Vec<Piece>, id: &Path) -> Result<gst::Element> {
     let file = std::fs::File::open(path).map_err(|source| Error::Open {
         path: path.to_path_buf(),
         source,
     })?;
+    let length: u64 = pieces.iter().map(Piece::len).sum();
     let position = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let seek_to = position.clone();
     let src = gst_app::AppSrc::builder()
@@ -234,7 +356,7 @@ fn range_source(path: &Path, offset: u64, length: u64, id: &Path) -> Result<gst:
                     return;
                 }
                 let mut data = vec![0u8; n];
-                match file.read_exact_at(&mut data, offset + at) {
+                match read_pieces(&pieces, &file, at, &mut data) {
                     Ok(()) => {
                         position.store(at + n as u64, Ordering::Relaxed);
                         let mut buffer = gst::Buffer::from_mut_slice(data);
@@ -246,7 +368,7 @@ fn range_source(path: &Path, offset: u64, length: u64, id: &Path) -> Result<gst:
                     Err(e) => gst::element_error!(
                         appsrc,
                         gst::ResourceError::Read,
-                        ("reading {} bytes at {}: {e}", n, offset + at)
+                        ("reading {} bytes at {}: {e}", n, at)
                     ),
                 }
             })
@@ -399,7 +521,11 @@ mod tests {
         let path = dir.path().join("archive.zip");
         std::fs::write(&path, [0u8; 64]).unwrap();
         let id = PathBuf::from("archive.zip@16");
-        let src = range_source(&path, 16, 32, &id).unwrap();
+        let piece = Piece::File {
+            offset: 16,
+            length: 32,
+        };
+        let src = pieces_source(&path, vec![piece], &id).unwrap();
         assert_eq!(range_source_id(&src), Some(id.clone()));
         mark_sound(&src);
         assert!(src.name().starts_with(SOUND));
@@ -408,15 +534,62 @@ mod tests {
         assert_eq!(range_source_id(&other), None);
     }
 
+    #[test]
+    fn pieces_are_read_across_their_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        std::fs::write(&path, (0u8..100).collect::<Vec<u8>>()).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let pieces = [
+            Piece::Bytes(vec![200, 201, 202]),
+            Piece::File {
+                offset: 50,
+                length: 5,
+            },
+            Piece::Bytes(vec![]),
+            Piece::File {
+                offset: 10,
+                length: 2,
+            },
+        ];
+        let read = |at: u64, n: usize| {
+            let mut out = vec![0; n];
+            read_pieces(&pieces, &file, at, &mut out).map(|()| out)
+        };
+        assert_eq!(
+            read(0, 10).unwrap(),
+            [200, 201, 202, 50, 51, 52, 53, 54, 10, 11]
+        );
+        assert_eq!(read(2, 3).unwrap(), [202, 50, 51]);
+        assert_eq!(read(7, 2).unwrap(), [54, 10]);
+        assert_eq!(read(9, 1).unwrap(), [11]);
+        assert!(read(9, 2).is_err(), "past the end");
+        assert!(read(10, 1).is_err());
+    }
+
     /// Demuxes `file` with every pad stopping past `end_ns`: (buffers, last PTS in ms, whether
     /// the pipeline reached EOS).
     fn demux_until(file: &Path, end_ns: i64) -> (usize, u64, bool) {
-        let pipeline = gst::Pipeline::new();
         let src = make("filesrc").unwrap();
         src.set_property("location", file.to_string_lossy().to_string());
+        let (n, _, last, eos) = demux_from(src, end_ns, false);
+        (n, last, eos)
+    }
+
+    /// Demuxes what `src` serves, every pad stopping past `end_ns` and, with `skip_to_key`,
+    /// video starting at a key frame: (buffers, the first video buffer's PTS in ms and
+    /// whether it is a key frame, the last PTS in ms, whether the pipeline reached EOS).
+    fn demux_from(
+        src: gst::Element,
+        end_ns: i64,
+        skip_to_key: bool,
+    ) -> (usize, Option<(u64, bool)>, u64, bool) {
+        let pipeline = gst::Pipeline::new();
         let demux = make("matroskademux").unwrap();
         link_chain(&pipeline, &[src, demux.clone()]).unwrap();
         let seen = Arc::new(Mutex::new((0usize, 0u64)));
+        let first_video = Arc::new(Mutex::new(None));
+        let first = first_video.clone();
         let window = Window {
             start_ns: 0,
             end_ns,
@@ -426,12 +599,24 @@ mod tests {
         let counts = seen.clone();
         demux.connect_pad_added(move |_, pad| {
             stop_past_end(pad, window);
+            let video = pad.name().starts_with("video");
+            if video && skip_to_key {
+                drop_until_key_frame(pad);
+            }
             let counts = counts.clone();
+            let first = first.clone();
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                if let Some(b) = info.buffer()
+                    && let Some(pts) = b.pts()
+                {
                     let mut c = counts.lock().unwrap();
                     c.0 += 1;
                     c.1 = c.1.max(pts.mseconds());
+                    let mut first = first.lock().unwrap();
+                    if video && first.is_none() {
+                        let key = !b.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                        *first = Some((pts.mseconds(), key));
+                    }
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -453,7 +638,8 @@ mod tests {
             .unwrap();
         pipeline.set_state(gst::State::Null).unwrap();
         let (n, last) = *seen.lock().unwrap();
-        (n, last, msg.type_() == gst::MessageType::Eos)
+        let first = *first_video.lock().unwrap();
+        (n, first, last, msg.type_() == gst::MessageType::Eos)
     }
 
     #[test]
@@ -476,5 +662,124 @@ mod tests {
         // Packets up to 1 s past the end pass (for reordering decoders); none after.
         assert!((2_400..2_500).contains(&last), "last packet at {last} ms");
         assert!(some < all / 2, "{some} of {all} packets read");
+    }
+
+    /// A 21 s WebM (160x120 VP8 with a key frame every 10 s, and Opus) in `dir`.
+    fn generated(dir: &Path) -> MediaFile {
+        let mut spec = crate::sample::bench(21_000);
+        spec.streams.truncate(1);
+        (spec.streams[0].width, spec.streams[0].height) = (160, 120);
+        let stream = &spec.streams[0];
+        let bytes = crate::sample::encode_segment(&spec, stream, &stream.segments[0]).unwrap();
+        let path = dir.join("cam1.webm");
+        std::fs::write(&path, &bytes).unwrap();
+        let opts = crate::inspect::InspectOptions::default();
+        let report = crate::inspect::matroska::scan(&bytes[..], "cam1.webm", &opts).unwrap();
+        MediaFile {
+            path,
+            range: None,
+            video: Some(Codec::Vp8),
+            audio: Some(Codec::Opus),
+            clusters: Some(Arc::new(report.clusters)),
+        }
+    }
+
+    #[test]
+    fn a_demuxer_resumes_at_the_key_frame_before_its_windows_start() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = generated(dir.path());
+        let whole = std::fs::metadata(&file.path).unwrap().len();
+        let pieces = resumed_pieces(&file, true, 15_000_000_000).unwrap();
+        let served: u64 = pieces.iter().map(Piece::len).sum();
+        assert!(served < whole * 3 / 5, "{served} of {whole} bytes");
+        let src = pieces_source(&file.path, pieces, &file.id()).unwrap();
+        let (n, first, last, eos) = demux_from(src, 17_000_000_000, true);
+        assert!(eos, "the resumed file demuxes to its end");
+        assert_eq!(first, Some((10_000, true)), "video starts at the key frame");
+        assert!((17_900..18_100).contains(&last), "last packet at {last} ms");
+        // 8 s of video and sound, not 18.
+        assert!((500..800).contains(&n), "{n} packets");
+
+        // Sound resumes a little before the start, wherever a cluster begins.
+        let pieces = resumed_pieces(&file, false, 15_000_000_000).unwrap();
+        assert!(pieces.iter().map(Piece::len).sum::<u64>() < whole * 3 / 5);
+
+        // Nothing to skip before the second key frame; nothing resumes at 0.
+        assert!(resumed_pieces(&file, true, 9_000_000_000).is_none());
+        assert!(resumed_pieces(&file, false, 0).is_none());
+        let copied = MediaFile {
+            clusters: None,
+            ..file
+        };
+        assert!(resumed_pieces(&copied, true, 15_000_000_000).is_none());
+    }
+
+    #[test]
+    fn a_resumed_stored_zip_entry_reads_from_its_place() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = generated(dir.path());
+        let bytes = std::fs::read(&file.path).unwrap();
+        // The file 1000 bytes into a bigger one, as a stored entry lies in a ZIP.
+        let outer = dir.path().join("archive.zip");
+        let mut all = vec![0x55u8; 1_000];
+        all.extend_from_slice(&bytes);
+        all.extend_from_slice(&[0x55; 1_000]);
+        std::fs::write(&outer, all).unwrap();
+        let entry = MediaFile {
+            path: outer,
+            range: Some((1_000, bytes.len() as u64)),
+            ..file
+        };
+        let pieces = resumed_pieces(&entry, true, 15_000_000_000).unwrap();
+        let src = pieces_source(&entry.path, pieces, &entry.id()).unwrap();
+        let (_, first, last, eos) = demux_from(src, i64::MAX, true);
+        assert!(eos);
+        assert_eq!(first, Some((10_000, true)));
+        assert!(last >= 20_900, "reads to the entry's end: {last} ms");
+    }
+
+    /// A file as a muxer that finishes its files writes it (a SeekHead, Cues at the end, a
+    /// known Segment size) resumes as well: its header is rewritten so that none of them
+    /// points into the wrong place.
+    #[test]
+    fn a_file_with_an_index_and_a_known_size_resumes_too() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let capture = generated(dir.path());
+        let path = dir.path().join("muxed.mkv");
+        let remux = gst::parse::launch(&format!(
+            "filesrc location={} ! matroskademux name=d d.video_0 ! queue {q} ! matroskamux name=m \
+             ! filesink location={} d.audio_0 ! queue {q} ! opusparse ! m.",
+            capture.path.display(),
+            path.display(),
+            q = "max-size-time=0 max-size-buffers=0 max-size-bytes=0",
+        ))
+        .unwrap();
+        remux.set_state(gst::State::Playing).unwrap();
+        let bus = remux.bus().unwrap();
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        remux.set_state(gst::State::Null).unwrap();
+        assert_eq!(msg.unwrap().type_(), gst::MessageType::Eos);
+
+        let bytes = std::fs::read(&path).unwrap();
+        let opts = crate::inspect::InspectOptions::default();
+        let report = crate::inspect::matroska::scan(&bytes[..], "muxed.mkv", &opts).unwrap();
+        assert!(report.has_cues && report.has_duration, "{report:?}");
+        let file = MediaFile {
+            path,
+            clusters: Some(Arc::new(report.clusters)),
+            ..capture
+        };
+        let pieces = resumed_pieces(&file, true, 15_000_000_000).unwrap();
+        let src = pieces_source(&file.path, pieces, &file.id()).unwrap();
+        let (_, first, last, eos) = demux_from(src, i64::MAX, true);
+        assert!(eos);
+        assert_eq!(first, Some((10_000, true)));
+        assert!(last >= 20_900, "reads to the end: {last} ms");
     }
 }

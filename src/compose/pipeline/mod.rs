@@ -42,6 +42,9 @@ pub struct MediaFile {
     pub range: Option<(u64, u64)>,
     pub video: Option<Codec>,
     pub audio: Option<Codec>,
+    /// Where its clusters begin, to start reading late with `--from`; `None` where the
+    /// offsets do not hold (a file copied without its damaged regions).
+    pub clusters: Option<Arc<crate::inspect::clusters::ClusterIndex>>,
 }
 
 impl MediaFile {
