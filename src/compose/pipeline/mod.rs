@@ -435,7 +435,7 @@ fn upstream_file(element: &gst::Element) -> Option<PathBuf> {
             let location: String = current.property("location");
             return Some(PathBuf::from(location));
         }
-        if let Some(id) = inputs::range_source_id(&current) {
+        if let Some(id) = source::range_source_id(&current) {
             return Some(id);
         }
         let peer = current.sink_pads().first()?.peer()?;
@@ -635,6 +635,7 @@ mod inputs;
 mod letterbox;
 mod outputs;
 mod priority;
+mod source;
 use inputs::{SegmentBranch, VideoTarget, add_segment};
 use outputs::{build_audio_out, build_video_out};
 use priority::{SOUND, SoundThreads, mark_sound};
