@@ -7,6 +7,12 @@
 //! frame, and [`ClusterIndex::resume_video`] / [`ClusterIndex::resume_audio`] answer where
 //! reading can start for a given time.
 
+/// The most clusters an index holds: past it, neighbours are merged two by two (a hostile
+/// file of tiny clusters must not take memory by the gigabyte; an hour of captures has one
+/// cluster a second or fewer). A merged cluster begins where the first of the two does and
+/// holds what both hold, so it answers as before, only a cluster earlier at times.
+const MAX_CLUSTERS: usize = 16_384;
+
 /// The clusters of one container, in storage order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterIndex {
@@ -36,6 +42,9 @@ impl ClusterIndex {
 
     /// A cluster begins at `byte`.
     pub fn start(&mut self, byte: u64) {
+        if self.clusters.len() >= MAX_CLUSTERS {
+            self.halve();
+        }
         self.clusters.push(ClusterMark {
             byte,
             span_ns: None,
@@ -56,6 +65,26 @@ impl ClusterIndex {
         if c.key_ns.is_none() {
             c.key_ns = key_ns;
         }
+    }
+
+    /// Merges neighbours two by two.
+    fn halve(&mut self) {
+        let merged = self
+            .clusters
+            .chunks(2)
+            .map(|pair| {
+                let mut c = pair[0];
+                if let Some(next) = pair.get(1) {
+                    c.span_ns = match (c.span_ns, next.span_ns) {
+                        (Some((a, b)), Some((x, y))) => Some((a.min(x), b.max(y))),
+                        (one, other) => one.or(other),
+                    };
+                    c.key_ns = c.key_ns.or(next.key_ns);
+                }
+                c
+            })
+            .collect();
+        self.clusters = merged;
     }
 
     /// Where to start reading so that video from `start_ns` on decodes: the cluster holding
@@ -147,6 +176,31 @@ mod tests {
         assert_eq!(index.resume_video(12 * S), None);
         assert_eq!(index.resume_video(40 * S), Some(1_500));
         assert_eq!(index.resume_audio(12 * S, S / 5), Some(100));
+    }
+
+    #[test]
+    fn a_file_of_very_many_clusters_keeps_a_bounded_index() {
+        // A cluster every 10 ms for 10 minutes; a key frame every 10 s.
+        let mut index = ClusterIndex::default();
+        let ms = 1_000_000;
+        for i in 0..60_000i64 {
+            index.start(10 * i as u64);
+            let key = (i % 1_000 == 0).then_some(i * 10 * ms);
+            index.frames(i * 10 * ms, i * 10 * ms + 9 * ms, key);
+        }
+        assert!(index.clusters().len() <= MAX_CLUSTERS);
+        assert!(index.clusters().len() > MAX_CLUSTERS / 4);
+        // Still the key frame at 250 s for 255 s: its cluster, merged with a few before it.
+        let video = index.resume_video(255_000 * ms).unwrap();
+        assert!(
+            (249_000..=250_000).contains(&video),
+            "video from byte {video}"
+        );
+        let audio = index.resume_audio(255_000 * ms, 250 * ms).unwrap();
+        assert!(
+            (254_000..=254_750).contains(&audio),
+            "sound from byte {audio}"
+        );
     }
 
     #[test]
