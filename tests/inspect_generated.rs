@@ -183,3 +183,44 @@ fn duration_mismatch_with_the_manifest_is_warned() {
         r.warnings[0]
     );
 }
+
+/// The scan notes where every cluster begins (compose starts there with `--from`), the span
+/// of its frames and its first key frame: checked against the bytes of a generated WebM
+/// (a key frame every 10 s).
+#[test]
+fn the_scan_notes_where_each_cluster_begins_and_its_key_frames() {
+    let mut spec = mosaic::sample::bench(21_000);
+    spec.streams.truncate(1);
+    (spec.streams[0].width, spec.streams[0].height) = (160, 120);
+    let stream = &spec.streams[0];
+    let bytes = mosaic::sample::encode_segment(&spec, stream, &stream.segments[0]).unwrap();
+    let report =
+        mosaic::inspect::inspect_container(&bytes[..], "cam.webm", &InspectOptions::default())
+            .unwrap();
+    let index = &report.clusters;
+    let clusters = index.clusters();
+    assert!(clusters.len() >= 3, "{} clusters", clusters.len());
+    for c in clusters {
+        let at = c.byte as usize;
+        assert_eq!(
+            bytes[at..at + 4],
+            [0x1F, 0x43, 0xB6, 0x75],
+            "a Cluster at {at}"
+        );
+    }
+    assert_eq!(index.header_end(), Some(clusters[0].byte));
+    let keys: Vec<i64> = clusters.iter().filter_map(|c| c.key_ns).collect();
+    assert_eq!(keys, [0, 10_000_000_000, 20_000_000_000]);
+    let (first, last) = clusters[0].span_ns.unwrap();
+    assert_eq!(first, 0);
+    assert!(last < clusters[1].span_ns.unwrap().0 + 100_000_000);
+    let end = clusters.last().unwrap().span_ns.unwrap().1;
+    assert!(
+        (20_950_000_000..=21_020_000_000).contains(&end),
+        "ends at {end}"
+    );
+
+    let resume = index.resume_video(15_000_000_000).unwrap();
+    let at = clusters.iter().find(|c| c.byte == resume).unwrap();
+    assert_eq!(at.key_ns, Some(10_000_000_000));
+}
