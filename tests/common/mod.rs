@@ -515,3 +515,19 @@ pub fn decode(path: &Path) -> Decoded {
     pipeline.set_state(gst::State::Null).unwrap();
     std::mem::take(&mut *out.lock().unwrap())
 }
+
+/// Asserts a measured colour is within 40 of `want` in every channel.
+pub fn is_colour(rgb: [f64; 3], want: [u8; 3], what: &str) {
+    let d = rgb
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - f64::from(b)).abs())
+        .fold(0.0, f64::max);
+    assert!(d < 40.0, "{what}: {rgb:?} is not {want:?}");
+}
+
+/// The placeholder tile's colour.
+pub const PLACEHOLDER: [u8; 3] = [48, 48, 64];
+
+/// Four streams' colours, for tests that tell tiles apart.
+pub const COLOURS: [[u8; 3]; 4] = [[220, 40, 40], [40, 200, 40], [40, 40, 220], [230, 220, 40]];
