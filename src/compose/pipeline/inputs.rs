@@ -147,8 +147,10 @@ fn add_demuxer(
 /// Makes a demuxer's running time its file's own time, as the plan places it.
 ///
 /// `matroskademux` starts its segment at the file's first block, so a file that begins with
-/// a mute (its first frame 2 s into the file) would play 2 s early; its segment's base is
-/// set to its start, so every buffer's running time is its timestamp.
+/// a mute (its first frame 2 s into the file) would play 2 s early, and a packet stored after
+/// the first block with an earlier time (one track's first packet a little before the
+/// other's) would fall before the segment and be dropped. Its segment starts at 0 instead,
+/// so every buffer's running time is its timestamp.
 fn keep_container_time(pad: &gst::Pad) {
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
         let rebased = match &info.data {
@@ -159,7 +161,10 @@ fn keep_container_time(pad: &gst::Pad) {
                     .downcast::<gst::ClockTime>()
                     .ok()
                     .map(|mut segment| {
-                        segment.set_base(segment.start().unwrap_or(gst::ClockTime::ZERO));
+                        segment.set_start(gst::ClockTime::ZERO);
+                        segment.set_time(gst::ClockTime::ZERO);
+                        segment.set_position(gst::ClockTime::ZERO);
+                        segment.set_base(gst::ClockTime::ZERO);
                         gst::event::Segment::builder(&segment)
                             .seqnum(event.seqnum())
                             .build()
