@@ -515,12 +515,7 @@ mod tests {
             range: Some((1_000, bytes.len() as u64)),
             ..file
         };
-        let pieces = resumed_pieces(&entry, true, 15_000_000_000).unwrap();
-        let src = pieces_source(&entry.path, pieces, &entry.id()).unwrap();
-        let (_, first, last, eos) = demux_from(src, i64::MAX, true);
-        assert!(eos);
-        assert_eq!(first, Some((10_000, true)));
-        assert!(last >= 20_900, "reads to the entry's end: {last} ms");
+        reads_from_the_key_frame_at_10_s(&entry);
     }
 
     /// A file as a muxer that finishes its files writes it (a SeekHead, Cues at the end, a
@@ -558,7 +553,13 @@ mod tests {
             clusters: Some(Arc::new(report.clusters)),
             ..capture
         };
-        let pieces = resumed_pieces(&file, true, 15_000_000_000).unwrap();
+        reads_from_the_key_frame_at_10_s(&file);
+    }
+
+    /// `file` (see [`generated`]) resumed for video from 15 s demuxes from its key frame at
+    /// 10 s to its end.
+    fn reads_from_the_key_frame_at_10_s(file: &MediaFile) {
+        let pieces = resumed_pieces(file, true, 15_000_000_000).unwrap();
         let src = pieces_source(&file.path, pieces, &file.id()).unwrap();
         let (_, first, last, eos) = demux_from(src, i64::MAX, true);
         assert!(eos);
