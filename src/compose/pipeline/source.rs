@@ -31,7 +31,7 @@ pub(super) fn open(file: &MediaFile, video: bool, start_ns: i64) -> Result<(gst:
 }
 
 /// The largest header (the bytes before the first cluster) read into memory to resume a
-/// file; a larger one is read in place, from the file's start.
+/// file; a file with a larger one is read whole.
 const MAX_HEADER: u64 = 16 << 20;
 
 /// What a demuxer whose window starts at `start_ns` reads of `file`: its header made fit for
