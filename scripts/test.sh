@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+# The media library alone, without the `service` feature (as the fuzz targets build it).
+cargo clippy --locked --no-default-features --all-targets -- -D warnings
 cargo test --locked
 # Every parser of untrusted input, fuzzed briefly (10 s a target); see docs/fuzzing.md.
 bash scripts/fuzz.sh --seconds 10

@@ -31,6 +31,7 @@ pub mod opusdec;
 pub mod output;
 pub mod repair;
 pub mod sample;
+#[cfg(feature = "service")]
 pub mod service;
 pub mod source;
 pub mod timeline;

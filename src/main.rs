@@ -146,6 +146,7 @@ enum Command {
     /// Examples:
     ///   mosaic serve --config mosaic.toml
     ///   MOSAIC_OPENTOK_SECRET=... mosaic serve -c /etc/mosaic.toml
+    #[cfg(feature = "service")]
     #[command(verbatim_doc_comment)]
     Serve(cli::serve::Args),
     /// Run workers only (no HTTP): more processing for a service's queue.
@@ -156,6 +157,7 @@ enum Command {
     ///
     /// Examples:
     ///   mosaic worker --config mosaic.toml
+    #[cfg(feature = "service")]
     #[command(verbatim_doc_comment)]
     Worker(cli::serve::Args),
 }
@@ -169,7 +171,9 @@ fn main() -> ExitCode {
         Command::Repair(args) => cli::repair::run(args),
         Command::Batch(args) => cli::batch::run(args),
         Command::Sample(args) => cli::sample::run(args),
+        #[cfg(feature = "service")]
         Command::Serve(args) => cli::serve::run(args, cli::serve::Role::Serve),
+        #[cfg(feature = "service")]
         Command::Worker(args) => cli::serve::run(args, cli::serve::Role::Worker),
     };
     // Whatever the run leaves in its work folder (nothing, unless it was stopped) goes.

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod progress;
 pub mod repair;
 pub mod sample;
+#[cfg(feature = "service")]
 pub mod serve;
 
 use std::path::{Path, PathBuf};
