@@ -211,6 +211,17 @@ impl Plan {
         (self.duration_ms() as u64 * u64::from(self.fps)).div_ceil(1000)
     }
 
+    /// How much later than its own time a decoded frame is handed to the canvas (half an
+    /// output frame, rounded down), so that it shows from the output frame nearest its time.
+    ///
+    /// GStreamer's video aggregators show, in the output frame `[t, t + d)`, the last input
+    /// frame that begins before `t + d`: up to a whole frame early, when a camera's frames
+    /// fall between the output's (its file starts at an odd millisecond, or its clock runs
+    /// its own way). Half a frame later they begin before `t + d/2`: the nearest.
+    pub fn video_delay_ns(&self) -> i64 {
+        1_000_000_000 / i64::from(self.fps.max(1)) / 2
+    }
+
     /// Builds the plan. `segment` answers the inspection of a file by name.
     pub fn new<'a>(
         timeline: &Timeline,
@@ -468,6 +479,8 @@ mod tests {
             (1_000, 9_000, 8_000)
         );
         assert_eq!(plan.frames(), 240);
+        // Frames reach the canvas half an output frame late: shown at the nearest one.
+        assert_eq!(plan.video_delay_ns(), 16_666_666);
         let a = &plan.streams[0];
         assert_eq!(a.tile_at(0).unwrap().rect, Rect::new(0, 0, 1280, 720));
         assert_eq!(a.tile_at(2_000).unwrap().rect, Rect::new(0, 0, 640, 720));

@@ -122,7 +122,14 @@ fn add_segment_file(
             // Frames arrive as decoded, in the output's colours (see link_video); the canvas
             // scales each into its tile.
             pad.set_property("alpha", 0.0f64);
-            pad.set_offset(ms_to_ns(seg.offset_ms));
+            // Each frame from the output frame nearest its time (see video_delay_ns); the
+            // plan still shows a layer only from the output frame at or after its first frame
+            // (after a gap, or at its start), so a shown layer always has its frame.
+            pad.set_offset(ms_to_ns(seg.offset_ms) + input.plan.video_delay_ns());
+            // A file whose video ends before its sound (the camera turned off for good) keeps
+            // its last frame after the end of its video: the plan freezes it, then shows the
+            // placeholder. (At EOS the aggregator would drop it, and the tile went black.)
+            pad.set_property("repeat-after-eos", true);
             let shows = Arc::new(Layer::new(
                 &pad,
                 stream,
@@ -159,6 +166,7 @@ fn add_segment_file(
             audio: audio_pad,
             start_ns: (-ms_to_ns(seg.offset_ms)).max(0),
             end_ns: duration_ns - ms_to_ns(seg.offset_ms),
+            video_delay_ns: input.plan.video_delay_ns(),
             max_errors: if input.strict { 0 } else { -1 },
         },
     )?;

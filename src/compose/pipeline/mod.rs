@@ -345,6 +345,7 @@ mod letterbox;
 mod outputs;
 mod priority;
 mod source;
+mod window;
 use errors::{bus_error, first_error};
 use layers::Layer;
 use outputs::{build_audio_out, build_video_out};
