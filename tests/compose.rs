@@ -426,6 +426,22 @@ fn real_captures_compose() {
             .iter()
             .any(|w| w.contains("chrome57.webm") && w.contains("truncated"))
     );
+    // chrome52, alone from 33.7 s, stops sending video at 40.37 s for 10 s, and its last
+    // frame is at 50.75 s of 50.9: its picture freezes for a second each time (the
+    // demuxer's GAP events once blanked it), then the placeholder shows.
+    let d = decode(&out);
+    for ms in [40_500.0, 41_200.0, 50_850.0] {
+        let px = d.rgb_at(d.frame_at(ms), 0.5, 0.5);
+        assert!(
+            px.iter().any(|&c| c > 90.0),
+            "chrome52 frozen at {ms}: {px:?}"
+        );
+    }
+    is_colour(
+        d.rgb_at(d.frame_at(45_000.0), 0.5, 0.3),
+        PLACEHOLDER,
+        "chrome52's placeholder",
+    );
 }
 
 #[test]
