@@ -1,0 +1,216 @@
+//! When each frame shows, measured on real encoded media: a file that begins muted, a window
+//! from late in the files (`--from`), frames that fall between the output's (each in the
+//! nearest output frame), a camera that stops before its sound (frozen, then the
+//! placeholder). VP8 in WebM and H.264 in Matroska, whose decoders time their frames
+//! differently.
+
+mod common;
+
+use common::*;
+use mosaic::compose::ComposeOptions;
+use mosaic::compose::plan::PlanOptions;
+use mosaic::sample::{ArchiveSpec, ContainerKind};
+
+const FRAME_MS: f64 = 1000.0 / 30.0;
+
+/// A file that begins with a mute of both media (its first frame 2 s into the file, as a
+/// publisher who joins muted is recorded) plays where its frames' times say, not from the
+/// segment's start: GStreamer's demuxer starts its stream at the first frame.
+#[test]
+fn a_file_that_begins_muted_keeps_its_marks_in_place() {
+    let mut late = segment(0, 6_000);
+    late.video_mutes = vec![[0, 2_000]];
+    late.audio_mutes = vec![[0, 2_000]];
+    let spec = archive(
+        "late-start",
+        ContainerKind::Webm,
+        vec![
+            stream("m", [200, 30, 30], vec![3_000], vec![late]),
+            stream(
+                "s",
+                [30, 30, 200],
+                vec![1_000, 4_500],
+                vec![segment(0, 6_000)],
+            ),
+        ],
+    );
+    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
+        let spec = ArchiveSpec {
+            container,
+            ..spec.clone()
+        };
+        let (_dir, out, _) = compose_sample(&spec, "late.mp4", &small());
+        let d = decode(&out);
+        let m = d.flashes_at(0.25, 0.5);
+        assert_eq!(m.len(), 1, "{container:?}: m flashes {m:?}");
+        near(m[0], 3_000.0, FRAME_MS, "flash of m");
+        let s = d.flashes_at(0.75, 0.5);
+        assert_eq!(s.len(), 2, "{container:?}: s flashes {s:?}");
+        let beeps = d.beeps_ms();
+        assert_eq!(beeps.len(), 3, "{container:?}: beeps {beeps:?}");
+        for (got, want) in beeps.iter().zip([1_000.0, 3_000.0, 4_500.0]) {
+            near(*got, want, 20.0, "beep");
+        }
+        // Before its first frame m's tile shows its placeholder, after it m's colour.
+        is_colour(
+            d.rgb_at(d.frame_at(1_500.0), 0.25, 0.3),
+            PLACEHOLDER,
+            "m not yet",
+        );
+        is_colour(d.rgb_at(d.frame_at(2_500.0), 0.25, 0.5), [200, 30, 30], "m");
+    }
+}
+
+/// A stream whose frames fall between the output's frames (its file starts 1030 ms into the
+/// call, so each frame is 3.3 ms before an output frame's time): every frame shows from the
+/// output frame nearest its own time, in VP8 (frames without durations) and H.264 (frames
+/// with). GStreamer's aggregators alone showed the one 30 ms early (VP8) or one whose time
+/// had passed (H.264).
+#[test]
+fn frames_between_output_frames_show_at_the_nearest_one() {
+    let spec = archive(
+        "off-grid",
+        ContainerKind::Webm,
+        vec![
+            stream("m", [200, 30, 30], vec![3_000], vec![segment(1_030, 5_000)]),
+            stream("s", [30, 30, 200], vec![2_000], vec![segment(0, 5_000)]),
+        ],
+    );
+    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
+        let spec = ArchiveSpec {
+            container,
+            ..spec.clone()
+        };
+        let (_dir, out, _) = compose_sample(&spec, "off-grid.mp4", &small());
+        let d = decode(&out);
+        // m joins on the right (s keeps its place). Its flash frame begins at 1030 + 59
+        // frames = 2996.7 ms: the nearest output frame is 3000's, the beep's.
+        let flash_pts = 1_030.0 + 59.0 * FRAME_MS;
+        let m = d.flashes_at(0.75, 0.5);
+        assert_eq!(m.len(), 1, "{container:?}: m flashes {m:?}");
+        near(
+            m[0],
+            flash_pts,
+            FRAME_MS / 2.0 + 1.0,
+            "flash of m (its frame's time)",
+        );
+        near(m[0], 3_000.0, 1.0, &format!("{container:?}: flash of m"));
+        // On the output's own grid nothing moves.
+        let s = d.flashes_at(0.25, 0.5);
+        assert_eq!(s.len(), 1, "{container:?}: s flashes {s:?}");
+        near(s[0], 2_000.0, 1.0, &format!("{container:?}: flash of s"));
+        let beeps = d.beeps_ms();
+        assert_eq!(beeps.len(), 2, "{container:?}: beeps {beeps:?}");
+        near(beeps[0], 2_000.0, 20.0, "beep of s");
+        near(beeps[1], 3_000.0, 20.0, "beep of m");
+        // m shows from its first frame (1030 ms), in the output frame at 1033 ms; before
+        // it, s fills the frame.
+        is_colour(
+            d.rgb_at(d.frame_at(1_000.0), 0.75, 0.5),
+            [30, 30, 200],
+            "s alone",
+        );
+        is_colour(d.rgb_at(d.frame_at(1_034.0), 0.75, 0.5), [200, 30, 30], "m");
+    }
+}
+
+/// A camera turned off for good before its publisher left: the file's video ends at 5 s,
+/// its sound goes on to 8 s. The last frame stays (frozen) for a second, then the
+/// placeholder shows; the sound plays to the end.
+#[test]
+fn video_that_ends_before_the_sound_freezes_then_shows_the_placeholder() {
+    let mut m = segment(0, 8_000);
+    m.video_mutes = vec![[5_000, 8_000]];
+    let spec = archive(
+        "camera-off",
+        ContainerKind::Webm,
+        vec![
+            stream("m", [200, 30, 30], vec![1_000, 7_000], vec![m]),
+            stream("s", [30, 30, 200], vec![], vec![segment(0, 8_000)]),
+        ],
+    );
+    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
+        let spec = ArchiveSpec {
+            container,
+            ..spec.clone()
+        };
+        let (_dir, out, _) = compose_sample(&spec, "off.mp4", &small());
+        let d = decode(&out);
+        let at = |ms: f64| d.rgb_at(d.frame_at(ms), 0.25, 0.5);
+        is_colour(
+            at(4_900.0),
+            [200, 30, 30],
+            &format!("{container:?}: m live"),
+        );
+        for ms in [5_100.0, 5_500.0, 5_900.0] {
+            is_colour(
+                at(ms),
+                [200, 30, 30],
+                &format!("{container:?}: m frozen at {ms}"),
+            );
+        }
+        is_colour(
+            d.rgb_at(d.frame_at(6_500.0), 0.25, 0.3),
+            PLACEHOLDER,
+            &format!("{container:?}: m's placeholder"),
+        );
+        let beeps = d.beeps_ms();
+        assert_eq!(beeps.len(), 2, "{container:?}: beeps {beeps:?}");
+        near(
+            beeps[1],
+            7_000.0,
+            20.0,
+            "m's beep after its camera went off",
+        );
+    }
+}
+
+/// `--from` late in a file: every file is read from the key frame before the start (the
+/// generator puts one every 10 s), and what comes out is what a whole read gives: each
+/// tile's colour from the first frame, marks and beeps in place.
+#[test]
+fn from_late_in_the_files_starts_decoding_at_the_key_frame_before() {
+    let spec = archive(
+        "resume",
+        ContainerKind::Webm,
+        vec![
+            stream("m", [200, 30, 30], vec![16_000], vec![segment(0, 22_000)]),
+            stream("s", [30, 30, 200], vec![17_000], vec![segment(0, 22_000)]),
+        ],
+    );
+    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
+        let spec = ArchiveSpec {
+            container,
+            ..spec.clone()
+        };
+        let opts = ComposeOptions {
+            plan: PlanOptions {
+                from_ms: Some(15_000),
+                to_ms: Some(19_000),
+                ..small().plan
+            },
+            ..small()
+        };
+        let (_dir, out, report) = compose_sample(&spec, "late.mp4", &opts);
+        assert_eq!(report.frames, 120);
+        let d = decode(&out);
+        assert_eq!(d.frames.len(), 120);
+        is_colour(d.rgb_at(0, 0.25, 0.5), [200, 30, 30], "m's first frame");
+        is_colour(d.rgb_at(0, 0.75, 0.5), [30, 30, 200], "s's first frame");
+        let m = d.flashes_at(0.25, 0.5);
+        let s = d.flashes_at(0.75, 0.5);
+        assert_eq!((m.len(), s.len()), (1, 1), "{container:?}: {m:?} {s:?}");
+        // In the output frame of their own time: the first frame of the window is the one
+        // at 15 s, not the next (a frame exactly at the start was once dropped, and every
+        // frame after it showed one output frame early).
+        near(m[0], 1_000.0, 1.0, &format!("{container:?}: flash of m"));
+        near(s[0], 2_000.0, 1.0, &format!("{container:?}: flash of s"));
+        let beeps = d.beeps_ms();
+        assert_eq!(beeps.len(), 2, "{container:?}: beeps {beeps:?}");
+        for (got, want) in beeps.iter().zip([1_000.0, 2_000.0]) {
+            near(*got, want, 20.0, "beep");
+        }
+        // The sound is there from the first millisecond.
+        assert!(d.rms(0.0, 100.0) > 0.01, "sound at the start");
+    }
+}
