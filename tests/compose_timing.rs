@@ -214,3 +214,53 @@ fn from_late_in_the_files_starts_decoding_at_the_key_frame_before() {
         assert!(d.rms(0.0, 100.0) > 0.01, "sound at the start");
     }
 }
+
+/// A 30 fps camera into a 30 fps output: every frame of the camera shows in exactly one
+/// output frame, none twice and none skipped (WebM stores times in whole milliseconds,
+/// 33 ms apart and then 34, and the aggregators alone showed one frame twice and skipped
+/// the next every 100 ms). Measured by the sample picture's bar, which moves 4 pixels a
+/// frame.
+#[test]
+fn each_frame_of_a_camera_at_the_output_rate_shows_once() {
+    let spec = archive(
+        "steady",
+        ContainerKind::Webm,
+        vec![stream("m", [200, 30, 30], vec![], vec![segment(0, 4_000)])],
+    );
+    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
+        let spec = ArchiveSpec {
+            container,
+            ..spec.clone()
+        };
+        let (_dir, out, _) = compose_sample(&spec, "steady.mp4", &small());
+        let d = decode(&out);
+        assert_eq!(d.frames.len(), 120);
+        // The 160x120 picture fills the 640x480 output: the bar moves 4 * 128 / 160 = 3.2
+        // thumbnail pixels a frame (and wraps every 40 frames).
+        let xs: Vec<f64> = (0..d.frames.len())
+            .map(|i| d.bar_x(i, 0.05).expect("a bar in every frame"))
+            .collect();
+        // (Pairs where the bar is cut by the picture's edge, or wraps, are left out.)
+        let whole = |x: f64| (4.0..=116.0).contains(&x);
+        let steps: Vec<f64> = xs
+            .windows(2)
+            .filter(|w| whole(w[0]) && whole(w[1]) && w[1] > w[0] - 50.0)
+            .map(|w| w[1] - w[0])
+            .collect();
+        assert!(
+            steps.len() > 90,
+            "{container:?}: {} steps measured",
+            steps.len()
+        );
+        let odd: Vec<(usize, f64)> = steps
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, s)| !(2.2..=4.2).contains(s))
+            .collect();
+        assert!(
+            odd.is_empty(),
+            "{container:?}: steps of the bar that are not one frame's: {odd:?}"
+        );
+    }
+}

@@ -276,6 +276,21 @@ impl Decoded {
             .unwrap_or(0)
     }
 
+    /// Where the sample picture's moving bar is in frame `i`: the mean x (thumbnail pixels)
+    /// of the dark pixels on the row at `fy` (in the picture's top eighth), if any.
+    pub fn bar_x(&self, i: usize, fy: f64) -> Option<f64> {
+        let t = &self.thumbs[i];
+        let y = (fy * THUMB_H as f64) as usize;
+        let dark: Vec<f64> = (0..THUMB_W)
+            .filter(|&x| {
+                let o = (y * THUMB_W + x) * 3;
+                t[o..o + 3].iter().map(|&c| u32::from(c)).sum::<u32>() < 3 * 80
+            })
+            .map(|x| x as f64)
+            .collect();
+        (!dark.is_empty()).then(|| dark.iter().sum::<f64>() / dark.len() as f64)
+    }
+
     /// Times (ms) at which the region around (fx, fy) turns white, one per flash.
     pub fn flashes_at(&self, fx: f64, fy: f64) -> Vec<f64> {
         let mut out = Vec::new();
