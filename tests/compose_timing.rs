@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use mosaic::compose::ComposeOptions;
 use mosaic::compose::plan::PlanOptions;
-use mosaic::sample::{ArchiveSpec, ContainerKind};
+use mosaic::sample::ContainerKind;
 
 const FRAME_MS: f64 = 1000.0 / 30.0;
 
@@ -34,11 +34,7 @@ fn a_file_that_begins_muted_keeps_its_marks_in_place() {
             ),
         ],
     );
-    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
-        let spec = ArchiveSpec {
-            container,
-            ..spec.clone()
-        };
+    for (container, spec) in in_webm_and_mkv(&spec) {
         let (_dir, out, _) = compose_sample(&spec, "late.mp4", &small());
         let d = decode(&out);
         let m = d.flashes_at(0.25, 0.5);
@@ -76,11 +72,7 @@ fn frames_between_output_frames_show_at_the_nearest_one() {
             stream("s", [30, 30, 200], vec![2_000], vec![segment(0, 5_000)]),
         ],
     );
-    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
-        let spec = ArchiveSpec {
-            container,
-            ..spec.clone()
-        };
+    for (container, spec) in in_webm_and_mkv(&spec) {
         let (_dir, out, _) = compose_sample(&spec, "off-grid.mp4", &small());
         let d = decode(&out);
         // m joins on the right (s keeps its place). Its flash frame begins at 1030 + 59
@@ -129,11 +121,7 @@ fn video_that_ends_before_the_sound_freezes_then_shows_the_placeholder() {
             stream("s", [30, 30, 200], vec![], vec![segment(0, 8_000)]),
         ],
     );
-    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
-        let spec = ArchiveSpec {
-            container,
-            ..spec.clone()
-        };
+    for (container, spec) in in_webm_and_mkv(&spec) {
         let (_dir, out, _) = compose_sample(&spec, "off.mp4", &small());
         let d = decode(&out);
         let at = |ms: f64| d.rgb_at(d.frame_at(ms), 0.25, 0.5);
@@ -178,11 +166,7 @@ fn from_late_in_the_files_starts_decoding_at_the_key_frame_before() {
             stream("s", [30, 30, 200], vec![17_000], vec![segment(0, 22_000)]),
         ],
     );
-    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
-        let spec = ArchiveSpec {
-            container,
-            ..spec.clone()
-        };
+    for (container, spec) in in_webm_and_mkv(&spec) {
         let opts = ComposeOptions {
             plan: PlanOptions {
                 from_ms: Some(15_000),
@@ -227,11 +211,7 @@ fn each_frame_of_a_camera_at_the_output_rate_shows_once() {
         ContainerKind::Webm,
         vec![stream("m", [200, 30, 30], vec![], vec![segment(0, 4_000)])],
     );
-    for container in [ContainerKind::Webm, ContainerKind::Mkv] {
-        let spec = ArchiveSpec {
-            container,
-            ..spec.clone()
-        };
+    for (container, spec) in in_webm_and_mkv(&spec) {
         let (_dir, out, _) = compose_sample(&spec, "steady.mp4", &small());
         let d = decode(&out);
         assert_eq!(d.frames.len(), 120);

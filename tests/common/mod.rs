@@ -47,6 +47,20 @@ pub fn archive(id: &str, container: ContainerKind, streams: Vec<StreamSpec>) -> 
     }
 }
 
+/// `spec` in WebM (VP8) and in Matroska (H.264): the two decoders time their frames
+/// differently.
+pub fn in_webm_and_mkv(spec: &ArchiveSpec) -> [(ContainerKind, ArchiveSpec); 2] {
+    [ContainerKind::Webm, ContainerKind::Mkv].map(|container| {
+        (
+            container,
+            ArchiveSpec {
+                container,
+                ..spec.clone()
+            },
+        )
+    })
+}
+
 /// The mutes-and-segments archive most inspection tests use: stream `m` has an audio mute
 /// 2000..3000 and a video mute 4000..5500 in one 8 s file and changes size at 6000; stream
 /// `s` comes in two segments, 500..3500 and 4500..8000.
