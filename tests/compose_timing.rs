@@ -199,6 +199,61 @@ fn from_late_in_the_files_starts_decoding_at_the_key_frame_before() {
     }
 }
 
+/// `--from` inside a gap of a camera's video that began less than the freeze limit (1 s)
+/// before it: the window opens on the camera's last frame, frozen, then its placeholder,
+/// as the whole call shows there. The last frame before the start was dropped with
+/// everything else before it, and the tile was black until the camera came back.
+#[test]
+fn from_inside_a_video_gap_opens_on_the_frozen_frame() {
+    let mut m = segment(0, 20_000);
+    m.video_mutes = vec![[14_700, 18_000]];
+    let spec = archive(
+        "from-in-gap",
+        ContainerKind::Webm,
+        vec![
+            stream("m", [200, 30, 30], vec![], vec![m]),
+            stream("s", [30, 30, 200], vec![], vec![segment(0, 20_000)]),
+        ],
+    );
+    for (container, spec) in in_webm_and_mkv(&spec) {
+        let opts = ComposeOptions {
+            plan: PlanOptions {
+                from_ms: Some(15_000),
+                to_ms: Some(19_000),
+                ..small().plan
+            },
+            ..small()
+        };
+        let (_dir, out, _) = compose_sample(&spec, "gap.mp4", &opts);
+        let d = decode(&out);
+        let what = |s: &str| format!("{container:?}: m {s}");
+        // Frozen from the window's first frame to 15.7 s (the gap's start + 1 s) ...
+        for ms in [0.0, 300.0, 600.0] {
+            is_colour(
+                d.rgb_at(d.frame_at(ms), 0.25, 0.5),
+                [200, 30, 30],
+                &what(&format!("frozen at {ms} ms")),
+            );
+        }
+        // ... then the placeholder until the camera comes back at 18 s.
+        is_colour(
+            d.rgb_at(d.frame_at(1_500.0), 0.25, 0.3),
+            PLACEHOLDER,
+            &what("placeholder"),
+        );
+        is_colour(
+            d.rgb_at(d.frame_at(3_500.0), 0.25, 0.5),
+            [200, 30, 30],
+            &what("live again"),
+        );
+        is_colour(
+            d.rgb_at(0, 0.75, 0.5),
+            [30, 30, 200],
+            "s from the first frame",
+        );
+    }
+}
+
 /// A 30 fps camera into a 30 fps output: every frame of the camera shows in exactly one
 /// output frame, none twice and none skipped (WebM stores times in whole milliseconds,
 /// 33 ms apart and then 34, and the aggregators alone showed one frame twice and skipped

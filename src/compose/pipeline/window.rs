@@ -4,6 +4,7 @@
 //! window reaching the canvas or the mixer).
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -107,18 +108,33 @@ pub(super) fn drop_until_key_frame(pad: &gst::Pad) {
 /// outside the output, after its end (a file may run past its stopTimeOffset) or wholly
 /// before its start (with --from; negative running times would stall the aggregators; a
 /// sound buffer straddling the start is clipped by the mixer). Video frames lose their
-/// durations and GAP events (see [`Window::frames`]).
+/// durations and GAP events (see [`Window::frames`]), and the last frame before the start
+/// shows from it until the next (see [`FrameBeforeStart`]).
 pub(super) fn hold_to_window(tail: &gst::Pad, window: Window) {
-    tail.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+    let before = Arc::new(FrameBeforeStart::default());
+    let held = Arc::clone(&before);
+    tail.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some((pts, duration)) = info.buffer().and_then(|b| Some((b.pts()?, b.duration())))
         else {
             return gst::PadProbeReturn::Ok;
         };
+        let pts = pts.nseconds() as i64;
         let duration = duration
             .filter(|_| !window.frames)
             .map(|d| d.nseconds() as i64);
-        if outside(&window, pts.nseconds() as i64, duration) {
+        if outside(&window, pts, duration) {
+            if window.frames && pts < window.start_ns {
+                held.keep(info.buffer().cloned());
+            }
             return gst::PadProbeReturn::Drop;
+        }
+        if window.frames && window.start_ns > 0 {
+            if pts == window.start_ns {
+                held.keep(None);
+            } else if let Err(e) = held.push_at(pad, window.start_ns) {
+                info.flow_res = Err(e);
+                return gst::PadProbeReturn::Drop;
+            }
         }
         if window.frames
             && let Some(buffer) = info.buffer_mut()
@@ -132,12 +148,55 @@ pub(super) fn hold_to_window(tail: &gst::Pad, window: Window) {
         // A GAP event (the demuxer sends them where a file's video stops before its sound)
         // would become the canvas pad's current frame, an empty one, and the tile black
         // where the plan freezes the last frame: the plan alone says what shows in a gap.
-        tail.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
-            match info.event().map(|e| e.type_()) {
-                Some(gst::EventType::Gap) => gst::PadProbeReturn::Drop,
+        tail.add_probe(
+            gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |pad, info| match info.event().map(|e| e.type_()) {
+                Some(gst::EventType::Gap) => {
+                    // Taken and handled here: returned as `Drop`, each gap left a
+                    // GStreamer-CRITICAL (an unref of a null event) after the probe.
+                    info.data.take();
+                    gst::PadProbeReturn::Handled
+                }
+                Some(gst::EventType::Eos) => {
+                    // The file's video ended before the window began: its last frame is
+                    // the one the plan freezes.
+                    let _ = before.push_at(pad, window.start_ns);
+                    gst::PadProbeReturn::Ok
+                }
                 _ => gst::PadProbeReturn::Ok,
-            }
-        });
+            },
+        );
+    }
+}
+
+/// The last video frame before a window's start (`--from`), held back. A window may start
+/// in a gap of its file's video (a camera muted, or stopped before its sound): the plan
+/// shows that frame frozen there, or the placeholder after the freeze, and with the frame
+/// dropped as outside the window the tile was black until the next frame. It goes out,
+/// stamped at the start, when the first frame inside the window comes later than the start
+/// (or the stream ends first); a frame at the start replaces it. Where frames come every
+/// output frame it never shows: the next frame begins before the first output frame ends.
+#[derive(Default)]
+struct FrameBeforeStart(Mutex<Option<gst::Buffer>>);
+
+impl FrameBeforeStart {
+    fn keep(&self, frame: Option<gst::Buffer>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = frame;
+    }
+
+    /// Pushes the held frame, if any, on `pad` at `start_ns` (without a duration).
+    fn push_at(&self, pad: &gst::Pad, start_ns: i64) -> Result<(), gst::FlowError> {
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(mut frame) = held else {
+            return Ok(());
+        };
+        {
+            let frame = frame.make_mut();
+            frame.set_pts(gst::ClockTime::from_nseconds(start_ns.max(0) as u64));
+            frame.set_dts(gst::ClockTime::NONE);
+            frame.set_duration(gst::ClockTime::NONE);
+        }
+        pad.push(frame).map(|_| ())
     }
 }
 
@@ -156,8 +215,6 @@ fn outside(window: &Window, pts: i64, duration: Option<i64>) -> bool {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-
-    use std::sync::{Arc, Mutex};
 
     use super::super::source::{Piece, pieces_source, resumed_pieces};
     use super::super::{Codec, MediaFile, link_chain, make};
