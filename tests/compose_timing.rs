@@ -1,14 +1,14 @@
 //! When each frame shows, measured on real encoded media: a file that begins muted, a window
-//! from late in the files (`--from`), frames that fall between the output's (each in the
-//! nearest output frame), a camera that stops before its sound (frozen, then the
-//! placeholder). VP8 in WebM and H.264 in Matroska, whose decoders time their frames
+//! from late in the files (`--from`) and one that opens inside a video gap, frames that fall
+//! between the output's (each in the nearest output frame), a camera that stops before its
+//! sound (frozen, then the placeholder). VP8 in WebM and H.264 in Matroska, whose decoders time their frames
 //! differently.
 
 mod common;
 
 use common::*;
-use mosaic::compose::ComposeOptions;
 use mosaic::compose::plan::PlanOptions;
+use mosaic::compose::{ComposeOptions, Control, compose};
 use mosaic::sample::ContainerKind;
 
 const FRAME_MS: f64 = 1000.0 / 30.0;
@@ -252,6 +252,40 @@ fn from_inside_a_video_gap_opens_on_the_frozen_frame() {
             "s from the first frame",
         );
     }
+}
+
+/// The same on the real captures (this test says so and skips where `../shared` is absent):
+/// chrome52 sends no video from 16.88 to 18.96 s; a window from 17.3 s opens on its frozen
+/// picture (black before), and from 17.88 s its placeholder shows.
+#[test]
+fn real_captures_from_inside_a_video_gap_open_on_the_frozen_frame() {
+    let Some(media) = shared_media() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let zip = real_archive(&media, dir.path());
+    let out = dir.path().join("gap.mp4");
+    let opts = ComposeOptions {
+        plan: PlanOptions {
+            from_ms: Some(17_300),
+            to_ms: Some(19_500),
+            ..small().plan
+        },
+        ..small()
+    };
+    compose(&zip, &out, &opts, &Control::default()).unwrap();
+    let d = decode(&out);
+    // chrome52 on the left, firefox53 (live) on the right.
+    for ms in [0.0, 400.0] {
+        let px = d.rgb_at(d.frame_at(ms), 0.25, 0.5);
+        assert!(
+            px.iter().any(|&c| c > 90.0),
+            "chrome52 frozen at {ms} ms: {px:?}"
+        );
+    }
+    is_colour(
+        d.rgb_at(d.frame_at(1_000.0), 0.25, 0.3),
+        PLACEHOLDER,
+        "chrome52's placeholder",
+    );
 }
 
 /// A 30 fps camera into a 30 fps output: every frame of the camera shows in exactly one
