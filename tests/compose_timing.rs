@@ -9,9 +9,36 @@ mod common;
 use common::*;
 use mosaic::compose::plan::PlanOptions;
 use mosaic::compose::{ComposeOptions, Control, compose};
-use mosaic::sample::ContainerKind;
+use mosaic::sample::{ArchiveSpec, ContainerKind};
 
 const FRAME_MS: f64 = 1000.0 / 30.0;
+
+/// The small output, from `from_ms` to `to_ms` of the call.
+fn window(from_ms: i64, to_ms: i64) -> ComposeOptions {
+    ComposeOptions {
+        plan: PlanOptions {
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            ..small().plan
+        },
+        ..small()
+    }
+}
+
+/// m (red, with `m_marks`) sends no video in `gap` while its sound goes on, beside s (blue);
+/// both from 0 to `stop_ms`.
+fn camera_gap(id: &str, stop_ms: i64, gap: [i64; 2], m_marks: Vec<i64>) -> ArchiveSpec {
+    let mut m = segment(0, stop_ms);
+    m.video_mutes = vec![gap];
+    archive(
+        id,
+        ContainerKind::Webm,
+        vec![
+            stream("m", [200, 30, 30], m_marks, vec![m]),
+            stream("s", [30, 30, 200], vec![], vec![segment(0, stop_ms)]),
+        ],
+    )
+}
 
 /// A file that begins with a mute of both media (its first frame 2 s into the file, as a
 /// publisher who joins muted is recorded) plays where its frames' times say, not from the
@@ -111,16 +138,7 @@ fn frames_between_output_frames_show_at_the_nearest_one() {
 /// placeholder shows; the sound plays to the end.
 #[test]
 fn video_that_ends_before_the_sound_freezes_then_shows_the_placeholder() {
-    let mut m = segment(0, 8_000);
-    m.video_mutes = vec![[5_000, 8_000]];
-    let spec = archive(
-        "camera-off",
-        ContainerKind::Webm,
-        vec![
-            stream("m", [200, 30, 30], vec![1_000, 7_000], vec![m]),
-            stream("s", [30, 30, 200], vec![], vec![segment(0, 8_000)]),
-        ],
-    );
+    let spec = camera_gap("camera-off", 8_000, [5_000, 8_000], vec![1_000, 7_000]);
     for (container, spec) in in_webm_and_mkv(&spec) {
         let (_dir, out, _) = compose_sample(&spec, "off.mp4", &small());
         let d = decode(&out);
@@ -167,14 +185,7 @@ fn from_late_in_the_files_starts_decoding_at_the_key_frame_before() {
         ],
     );
     for (container, spec) in in_webm_and_mkv(&spec) {
-        let opts = ComposeOptions {
-            plan: PlanOptions {
-                from_ms: Some(15_000),
-                to_ms: Some(19_000),
-                ..small().plan
-            },
-            ..small()
-        };
+        let opts = window(15_000, 19_000);
         let (_dir, out, report) = compose_sample(&spec, "late.mp4", &opts);
         assert_eq!(report.frames, 120);
         let d = decode(&out);
@@ -205,25 +216,9 @@ fn from_late_in_the_files_starts_decoding_at_the_key_frame_before() {
 /// everything else before it, and the tile was black until the camera came back.
 #[test]
 fn from_inside_a_video_gap_opens_on_the_frozen_frame() {
-    let mut m = segment(0, 20_000);
-    m.video_mutes = vec![[14_700, 18_000]];
-    let spec = archive(
-        "from-in-gap",
-        ContainerKind::Webm,
-        vec![
-            stream("m", [200, 30, 30], vec![], vec![m]),
-            stream("s", [30, 30, 200], vec![], vec![segment(0, 20_000)]),
-        ],
-    );
+    let spec = camera_gap("from-in-gap", 20_000, [14_700, 18_000], vec![]);
     for (container, spec) in in_webm_and_mkv(&spec) {
-        let opts = ComposeOptions {
-            plan: PlanOptions {
-                from_ms: Some(15_000),
-                to_ms: Some(19_000),
-                ..small().plan
-            },
-            ..small()
-        };
+        let opts = window(15_000, 19_000);
         let (_dir, out, _) = compose_sample(&spec, "gap.mp4", &opts);
         let d = decode(&out);
         let what = |s: &str| format!("{container:?}: m {s}");
@@ -263,14 +258,7 @@ fn real_captures_from_inside_a_video_gap_open_on_the_frozen_frame() {
     let dir = tempfile::tempdir().unwrap();
     let zip = real_archive(&media, dir.path());
     let out = dir.path().join("gap.mp4");
-    let opts = ComposeOptions {
-        plan: PlanOptions {
-            from_ms: Some(17_300),
-            to_ms: Some(19_500),
-            ..small().plan
-        },
-        ..small()
-    };
+    let opts = window(17_300, 19_500);
     compose(&zip, &out, &opts, &Control::default()).unwrap();
     let d = decode(&out);
     // chrome52 on the left, firefox53 (live) on the right.
