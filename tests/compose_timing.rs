@@ -218,62 +218,69 @@ fn from_late_in_the_files_starts_decoding_at_the_key_frame_before() {
 fn from_inside_a_video_gap_opens_on_the_frozen_frame() {
     let spec = camera_gap("from-in-gap", 20_000, [14_700, 18_000], vec![]);
     for (container, spec) in in_webm_and_mkv(&spec) {
-        let opts = window(15_000, 19_000);
-        let (_dir, out, _) = compose_sample(&spec, "gap.mp4", &opts);
-        let d = decode(&out);
-        let what = |s: &str| format!("{container:?}: m {s}");
-        // Frozen from the window's first frame to 15.7 s (the gap's start + 1 s) ...
-        for ms in [0.0, 300.0, 600.0] {
+        // To after the camera is back, and to inside the gap (no frame of m's falls in that
+        // window at all).
+        for to_ms in [19_000, 17_000] {
+            let (_dir, out, _) = compose_sample(&spec, "gap.mp4", &window(15_000, to_ms));
+            let d = decode(&out);
+            let what = |s: &str| format!("{container:?}, to {to_ms}: m {s}");
+            // Frozen from the window's first frame to 15.7 s (the gap's start + 1 s) ...
+            for ms in [0.0, 300.0, 600.0] {
+                is_colour(
+                    d.rgb_at(d.frame_at(ms), 0.25, 0.5),
+                    [200, 30, 30],
+                    &what(&format!("frozen at {ms} ms")),
+                );
+            }
+            // ... then the placeholder until the camera comes back at 18 s.
             is_colour(
-                d.rgb_at(d.frame_at(ms), 0.25, 0.5),
-                [200, 30, 30],
-                &what(&format!("frozen at {ms} ms")),
+                d.rgb_at(d.frame_at(1_500.0), 0.25, 0.3),
+                PLACEHOLDER,
+                &what("placeholder"),
+            );
+            if to_ms > 18_000 {
+                is_colour(
+                    d.rgb_at(d.frame_at(3_500.0), 0.25, 0.5),
+                    [200, 30, 30],
+                    &what("live again"),
+                );
+            }
+            is_colour(
+                d.rgb_at(0, 0.75, 0.5),
+                [30, 30, 200],
+                &what("s at the start"),
             );
         }
-        // ... then the placeholder until the camera comes back at 18 s.
-        is_colour(
-            d.rgb_at(d.frame_at(1_500.0), 0.25, 0.3),
-            PLACEHOLDER,
-            &what("placeholder"),
-        );
-        is_colour(
-            d.rgb_at(d.frame_at(3_500.0), 0.25, 0.5),
-            [200, 30, 30],
-            &what("live again"),
-        );
-        is_colour(
-            d.rgb_at(0, 0.75, 0.5),
-            [30, 30, 200],
-            "s from the first frame",
-        );
     }
 }
 
 /// The same on the real captures (this test says so and skips where `../shared` is absent):
 /// chrome52 sends no video from 16.88 to 18.96 s; a window from 17.3 s opens on its frozen
-/// picture (black before), and from 17.88 s its placeholder shows.
+/// picture (black before), and from 17.88 s its placeholder shows, whether the window ends
+/// after the camera is back or before.
 #[test]
 fn real_captures_from_inside_a_video_gap_open_on_the_frozen_frame() {
     let Some(media) = shared_media() else { return };
     let dir = tempfile::tempdir().unwrap();
     let zip = real_archive(&media, dir.path());
-    let out = dir.path().join("gap.mp4");
-    let opts = window(17_300, 19_500);
-    compose(&zip, &out, &opts, &Control::default()).unwrap();
-    let d = decode(&out);
-    // chrome52 on the left, firefox53 (live) on the right.
-    for ms in [0.0, 400.0] {
-        let px = d.rgb_at(d.frame_at(ms), 0.25, 0.5);
-        assert!(
-            px.iter().any(|&c| c > 90.0),
-            "chrome52 frozen at {ms} ms: {px:?}"
+    for to_ms in [19_500, 18_800] {
+        let out = dir.path().join(format!("gap-{to_ms}.mp4"));
+        compose(&zip, &out, &window(17_300, to_ms), &Control::default()).unwrap();
+        let d = decode(&out);
+        // chrome52 on the left (its picture: the wall above the book), firefox53 on the right.
+        for ms in [0.0, 400.0] {
+            let px = d.rgb_at(d.frame_at(ms), 0.25, 0.3);
+            assert!(
+                px.iter().all(|&c| c > 90.0),
+                "to {to_ms}: chrome52 frozen at {ms} ms: {px:?}"
+            );
+        }
+        is_colour(
+            d.rgb_at(d.frame_at(1_000.0), 0.25, 0.3),
+            PLACEHOLDER,
+            &format!("to {to_ms}: chrome52's placeholder"),
         );
     }
-    is_colour(
-        d.rgb_at(d.frame_at(1_000.0), 0.25, 0.3),
-        PLACEHOLDER,
-        "chrome52's placeholder",
-    );
 }
 
 /// A 30 fps camera into a 30 fps output: every frame of the camera shows in exactly one

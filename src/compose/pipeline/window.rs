@@ -148,25 +148,39 @@ pub(super) fn hold_to_window(tail: &gst::Pad, window: Window) {
         // A GAP event (the demuxer sends them where a file's video stops before its sound)
         // would become the canvas pad's current frame, an empty one, and the tile black
         // where the plan freezes the last frame: the plan alone says what shows in a gap.
-        tail.add_probe(
-            gst::PadProbeType::EVENT_DOWNSTREAM,
-            move |pad, info| match info.event().map(|e| e.type_()) {
+        tail.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+            match info.event().map(|e| e.type_()) {
                 Some(gst::EventType::Gap) => {
                     // Taken and handled here: returned as `Drop`, each gap left a
                     // GStreamer-CRITICAL (an unref of a null event) after the probe.
                     info.data.take();
                     gst::PadProbeReturn::Handled
                 }
-                Some(gst::EventType::Eos) => {
-                    // The file's video ended before the window began: its last frame is
-                    // the one the plan freezes.
-                    let _ = before.push_at(pad, window.start_ns);
-                    gst::PadProbeReturn::Ok
-                }
                 _ => gst::PadProbeReturn::Ok,
-            },
-        );
+            }
+        });
+        push_held_before_eos(tail, before, window.start_ns);
     }
+}
+
+/// No frame of the file falls inside the window (its video stopped just before the start
+/// and does not come back before the end): the held frame goes out at end of stream. It is
+/// pushed as the EOS reaches the tail element's sink pad, while its source pad can still
+/// push (by the time a probe there sees the EOS, the pad is already at end of stream).
+fn push_held_before_eos(tail: &gst::Pad, before: Arc<FrameBeforeStart>, start_ns: i64) {
+    let Some(sink) = tail.parent_element().and_then(|e| e.static_pad("sink")) else {
+        return;
+    };
+    let tail = tail.downgrade();
+    sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        if info.event().map(|e| e.type_()) == Some(gst::EventType::Eos)
+            && let Some(tail) = tail.upgrade()
+        {
+            // A refused push (flushing, an error downstream) shows again on the EOS itself.
+            let _ = before.push_at(&tail, start_ns);
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// The last video frame before a window's start (`--from`), held back. A window may start
