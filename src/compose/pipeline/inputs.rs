@@ -120,7 +120,7 @@ fn add_demuxer(
                 }
                 link_video(&pipeline, pad, video, window)
             }
-            (true, Some(Target::Audio(to))) => link_audio(&pipeline, pad, &to, window, resumed),
+            (true, Some(Target::Audio(to))) => link_audio(&pipeline, pad, &to, window),
             (_, other) => {
                 *t = other;
                 link_fakesink(&pipeline, pad)
@@ -240,20 +240,14 @@ fn link_audio(
     pad: &gst::Pad,
     target: &gst::Pad,
     window: Window,
-    resumed: bool,
 ) -> Result<()> {
     // opusparse: browsers declare Opus at 44.1 kHz in the container, which opusdec refuses;
     // the parser takes the rate from the stream itself. Mono and stereo Opus (all that
     // browsers send) is decoded by mosaic's own decoder, surround by GStreamer's.
     let caps = pad.current_caps();
-    let dec = decoder(crate::opusdec::factory_for(caps.as_deref()), window)?;
-    if resumed && dec.has_property("skip-priming") {
-        // Read from a cluster in the middle of the file: its first packet holds no priming.
-        dec.set_property("skip-priming", false);
-    }
     let chain = [
         make("opusparse")?,
-        dec,
+        decoder(crate::opusdec::factory_for(caps.as_deref()), window)?,
         make("audioconvert")?,
         make("audioresample")?,
     ];
