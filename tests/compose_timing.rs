@@ -294,6 +294,46 @@ fn mean_difference(a: &[u8], b: &[u8]) -> f64 {
     sum as f64 / a.len().max(1) as f64
 }
 
+/// Sound lands where it was recorded to the millisecond, in a whole compose and in a window
+/// alike. An Opus stream's first packet begins with the encoder's priming (its OpusHead
+/// pre-skip, 6.5 ms); the mixer takes each following packet as continuing the one before,
+/// so priming kept at a file's start put all of its sound 6.5 ms late in a whole compose,
+/// while a window, which starts decoding mid-file, had it in place.
+#[test]
+fn sound_lands_to_the_millisecond_whole_and_windowed() {
+    let spec = archive(
+        "to-the-ms",
+        ContainerKind::Webm,
+        vec![
+            stream(
+                "m",
+                [200, 30, 30],
+                vec![1_000, 12_000],
+                vec![segment(0, 13_000)],
+            ),
+            stream("s", [30, 30, 200], vec![], vec![segment(0, 13_000)]),
+        ],
+    );
+    for (container, spec) in in_webm_and_mkv(&spec) {
+        let (_dir, out, _) = compose_sample(&spec, "whole.mp4", &small());
+        let beeps = decode(&out).beeps_ms();
+        assert_eq!(beeps.len(), 2, "{container:?}: {beeps:?}");
+        for (got, want) in beeps.iter().zip([1_000.0, 12_000.0]) {
+            near(*got, want, 1.5, &format!("{container:?}: beep, whole"));
+        }
+        // Read from a cluster before 11.5 s (see `from_late_…`).
+        let (_dir, out, _) = compose_sample(&spec, "window.mp4", &window(11_500, 13_000));
+        let beeps = decode(&out).beeps_ms();
+        assert_eq!(beeps.len(), 1, "{container:?}: {beeps:?}");
+        near(
+            beeps[0],
+            500.0,
+            1.5,
+            &format!("{container:?}: beep, window"),
+        );
+    }
+}
+
 /// A 30 fps camera into a 30 fps output: every frame of the camera shows in exactly one
 /// output frame, none twice and none skipped (WebM stores times in whole milliseconds,
 /// 33 ms apart and then 34, and the aggregators alone showed one frame twice and skipped

@@ -139,9 +139,11 @@ fn check(damage: impl Fn(&mut Vec<u8>, &[usize]), b_beeps: &[f64], warning: &str
         assert!((got - want).abs() <= 1000.0 / 30.0, "{a:?}");
     }
     let beeps = d.beeps_ms();
+    // Within 2 ms: the packet lost at a cut once put every later sound of b 20 ms early (the
+    // mixer closed the hole), and the Opus priming kept at the start 6.4 ms late.
     for want in [1_000.0, 7_000.0].iter().chain(b_beeps) {
         assert!(
-            beeps.iter().any(|b| (b - want).abs() <= 20.0),
+            beeps.iter().any(|b| (b - want).abs() <= 2.0),
             "beep at {want}: {beeps:?}"
         );
     }
@@ -278,7 +280,7 @@ fn a_video_of_which_nothing_can_be_decoded_shows_the_placeholder() {
     let beeps = d.beeps_ms();
     for want in [1_000.0, 2_000.0, 7_000.0, 8_000.0] {
         assert!(
-            beeps.iter().any(|b| (b - want).abs() <= 20.0),
+            beeps.iter().any(|b| (b - want).abs() <= 2.0),
             "beep at {want}: {beeps:?}"
         );
     }

@@ -279,6 +279,12 @@ impl ExtractedMedia {
                     clusters: damaged
                         .is_empty()
                         .then(|| std::sync::Arc::new(seg.clusters.clone())),
+                    resumes_ns: seg
+                        .damage
+                        .iter()
+                        .filter_map(|d| d.to_ms)
+                        .map(|ms| ms.saturating_mul(1_000_000))
+                        .collect(),
                 },
             ));
         }

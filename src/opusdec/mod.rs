@@ -17,6 +17,7 @@
 //! F32 where `opusdec` gives S16: the mixer's own format, without 16-bit rounding on the way.
 //! Surround Opus (mapping family 1 and up) is left to `opusdec`; see [`takes`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use gstreamer as gst;
@@ -81,6 +82,8 @@ struct Head {
     mapping_family: u8,
     /// Output gain, dB in Q7.8.
     gain_q8: i16,
+    /// Samples of encoder priming at the stream's start, to drop.
+    pre_skip: u16,
 }
 
 impl Head {
@@ -92,6 +95,7 @@ impl Head {
             channels: data[9],
             mapping_family: data[18],
             gain_q8: i16::from_le_bytes([data[16], data[17]]),
+            pre_skip: u16::from_le_bytes([data[10], data[11]]),
         })
     }
 
@@ -122,11 +126,22 @@ mod imp {
         pcm: Vec<f32>,
         /// Packets seen, to recognise in-band header packets (the first two).
         packets: u64,
+        /// Priming samples still to drop (see the `skip-priming` property).
+        priming_left: usize,
     }
 
-    #[derive(Default)]
     pub struct OpusDec {
         stream: Mutex<Option<Stream>>,
+        skip_priming: AtomicBool,
+    }
+
+    impl Default for OpusDec {
+        fn default() -> Self {
+            OpusDec {
+                stream: Mutex::new(None),
+                skip_priming: AtomicBool::new(true),
+            }
+        }
     }
 
     #[glib::object_subclass]
@@ -137,6 +152,37 @@ mod imp {
     }
 
     impl ObjectImpl for OpusDec {
+        fn properties() -> &'static [glib::ParamSpec] {
+            static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+                vec![
+                    glib::ParamSpecBoolean::builder("skip-priming")
+                        .nick("Skip priming")
+                        .blurb(
+                            "Drop the OpusHead's pre-skip from the stream's first samples \
+                             (unless the container clips them): off for a stream read from \
+                             the middle of its file, whose first packet holds no priming",
+                        )
+                        .default_value(true)
+                        .build(),
+                ]
+            });
+            PROPS.as_ref()
+        }
+
+        fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+            if pspec.name() == "skip-priming" {
+                let on = value.get().unwrap_or(true);
+                self.skip_priming.store(on, Ordering::Relaxed);
+            }
+        }
+
+        fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+            match pspec.name() {
+                "skip-priming" => self.skip_priming.load(Ordering::Relaxed).to_value(),
+                _ => glib::Value::from_type(pspec.value_type()),
+            }
+        }
+
         fn constructed(&self) {
             self.parent_constructed();
             let obj = self.obj();
@@ -235,6 +281,7 @@ mod imp {
                         .unwrap_or(2),
                     mapping_family: 0,
                     gain_q8: 0,
+                    pre_skip: 0,
                 },
             };
             self.start_stream(head)
@@ -298,15 +345,29 @@ mod imp {
 
     impl Stream {
         /// The output buffer of the `n` samples per channel just decoded, gain applied and
-        /// trimmed as the input's clipping meta says; `None` when nothing is left.
+        /// trimmed as the input's clipping meta says, or else by the priming still to drop;
+        /// `None` when nothing is left.
+        ///
+        /// Priming: a stream's first packet begins with the encoder's pre-skip (6.5 ms as
+        /// browsers and GStreamer encode). A container with a CodecDelay clips it (the
+        /// demuxer's clipping meta); one without (GStreamer's muxers) leaves it in, and kept,
+        /// it delayed the whole file: the mixer takes the next packet as continuing this one.
         fn output(
-            &self,
+            &mut self,
             obj: &super::OpusDec,
             input: &gst::Buffer,
             n: usize,
         ) -> Result<Option<gst::Buffer>, gst::FlowError> {
             let channels = usize::from(self.head.channels);
-            let (skip, cut) = clipping(input, n);
+            let (clipped, cut) = clipping(input, n);
+            let skip = if clipped > 0 {
+                self.priming_left = 0;
+                clipped
+            } else {
+                let priming = self.priming_left.min(n - cut);
+                self.priming_left -= priming;
+                priming
+            };
             let kept = &self.pcm[skip * channels..(n - cut) * channels];
             if kept.is_empty() {
                 return Ok(None);
@@ -354,6 +415,11 @@ mod imp {
                 decoder,
                 pcm: vec![0.0; MAX_SAMPLES * usize::from(head.channels)],
                 packets: 0,
+                priming_left: if self.skip_priming.load(Ordering::Relaxed) {
+                    usize::from(head.pre_skip)
+                } else {
+                    0
+                },
             });
             Ok(())
         }

@@ -112,6 +112,28 @@ fn decodes_mono_and_stereo_as_opusdec_does() {
     }
 }
 
+/// The same packets from a container without a CodecDelay (GStreamer's muxers) lose
+/// opusenc's clipping meta at the start: the decoder drops the OpusHead's pre-skip itself, as
+/// opusdec does, unless told the stream was read from the middle of its file.
+#[test]
+fn priming_is_dropped_without_a_clipping_meta_unless_resumed() {
+    let (caps, mut packets) = encoded(1, 50);
+    let (clipped, _) = decoded(FACTORY, &caps, &packets);
+    if let Some(meta) = packets[0]
+        .make_mut()
+        .meta_mut::<gst_audio::AudioClippingMeta>()
+    {
+        meta.remove().unwrap();
+    }
+    let samples =
+        |out: &[(u64, Vec<f32>)]| -> Vec<f32> { out.iter().flat_map(|(_, s)| s.clone()).collect() };
+    let (ours, _) = decoded(FACTORY, &caps, &packets);
+    assert_eq!(ours[0].0, clipped[0].0);
+    assert_eq!(samples(&ours), samples(&clipped));
+    let (kept, _) = decoded(&format!("{FACTORY} skip-priming=false"), &caps, &packets);
+    assert_eq!(samples(&kept).len(), samples(&clipped).len() + 312);
+}
+
 #[test]
 fn an_in_band_header_gives_the_output_gain() {
     let (caps, mut packets) = encoded(1, 20);
@@ -191,7 +213,8 @@ fn opus_heads_are_read() {
         Some(Head {
             channels: 2,
             mapping_family: 0,
-            gain_q8: 0
+            gain_q8: 0,
+            pre_skip: 312,
         })
     );
     head[16..18].copy_from_slice(&(-1536i16).to_le_bytes());

@@ -88,6 +88,7 @@ fn add_demuxer(
     let is_video = matches!(target, Target::Video(_));
     let (src, resumed) = source::open(file, is_video, window.start_ns)?;
     let skip_to_key = is_video && resumed;
+    let resumes_ns = Arc::clone(&file.resumes_ns);
     let demux = make("matroskademux")?;
     if matches!(target, Target::Audio(_)) {
         // Whichever drives the demuxer (its own task in pull mode, the source's in push
@@ -120,7 +121,10 @@ fn add_demuxer(
                 }
                 link_video(&pipeline, pad, video, window)
             }
-            (true, Some(Target::Audio(to))) => link_audio(&pipeline, pad, &to, window),
+            (true, Some(Target::Audio(to))) => {
+                mark_resumes_discont(pad, Arc::clone(&resumes_ns));
+                link_audio(&pipeline, pad, &to, window, resumed)
+            }
             (_, other) => {
                 *t = other;
                 link_fakesink(&pipeline, pad)
@@ -146,6 +150,36 @@ fn add_demuxer(
         }
     });
     Ok(())
+}
+
+/// Marks the first packet after each damaged region cut out of the file as a discontinuity.
+/// The cut loses packets, and a hole shorter than the mixer's alignment threshold (40 ms,
+/// there for browsers' jittery packet times) would be closed up, everything after it that
+/// much early (a lost 20 ms packet: every sound after the damage 20 ms early). With the
+/// flag, the decoder passes it on and the mixer places the sound by its time again.
+fn mark_resumes_discont(pad: &gst::Pad, resumes_ns: Arc<[i64]>) {
+    if resumes_ns.is_empty() {
+        return;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let i = next.load(std::sync::atomic::Ordering::Relaxed);
+        let Some(&resume) = resumes_ns.get(i) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let at = info
+            .buffer()
+            .and_then(|b| b.pts())
+            .map(|t| t.nseconds() as i64);
+        if at.is_some_and(|t| t >= resume)
+            && let Some(buffer) = info.buffer_mut()
+        {
+            buffer.make_mut().set_flags(gst::BufferFlags::DISCONT);
+            let passed = resumes_ns.iter().filter(|&&r| r <= at.unwrap_or(0)).count();
+            next.store(passed.max(i + 1), std::sync::atomic::Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 fn link_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
@@ -240,14 +274,20 @@ fn link_audio(
     pad: &gst::Pad,
     target: &gst::Pad,
     window: Window,
+    resumed: bool,
 ) -> Result<()> {
     // opusparse: browsers declare Opus at 44.1 kHz in the container, which opusdec refuses;
     // the parser takes the rate from the stream itself. Mono and stereo Opus (all that
     // browsers send) is decoded by mosaic's own decoder, surround by GStreamer's.
     let caps = pad.current_caps();
+    let dec = decoder(crate::opusdec::factory_for(caps.as_deref()), window)?;
+    if resumed && dec.has_property("skip-priming") {
+        // Read from a cluster in the middle of the file: its first packet holds no priming.
+        dec.set_property("skip-priming", false);
+    }
     let chain = [
         make("opusparse")?,
-        decoder(crate::opusdec::factory_for(caps.as_deref()), window)?,
+        dec,
         make("audioconvert")?,
         make("audioresample")?,
     ];

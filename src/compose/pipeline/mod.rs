@@ -51,6 +51,9 @@ pub struct MediaFile {
     /// Where its clusters begin, to start reading late with `--from`; `None` where the
     /// offsets do not hold (a file copied without its damaged regions).
     pub clusters: Option<Arc<crate::inspect::clusters::ClusterIndex>>,
+    /// Where reading resumes after each damaged region cut out of the file (container ns):
+    /// the sound there follows a hole.
+    pub resumes_ns: Arc<[i64]>,
 }
 
 impl MediaFile {

@@ -370,6 +370,7 @@ mod tests {
             video: Some(Codec::Vp8),
             audio: Some(Codec::Opus),
             clusters: Some(Arc::new(report.clusters)),
+            resumes_ns: Arc::new([]),
         }
     }
 
