@@ -282,7 +282,34 @@ fn real_captures_windows_show_what_the_whole_call_shows() {
             let diff = mean_difference(thumb, &whole.thumbs[first + i]);
             assert!(diff < 6.0, "from {from_ms}: frame {i} differs by {diff:.1}");
         }
+        // The sound too, where a Firefox capture plays (packets stamped 6.5 ms after their
+        // sound, with a CodecDelay saying so: a window was that much late).
+        if [17_300, 28_500].contains(&from_ms) {
+            let lag = sound_lag_ms(&part, &whole, from_ms as f64);
+            assert!(lag.abs() <= 1.5, "from {from_ms}: sound {lag} ms off");
+        }
     }
+}
+
+/// How far (ms) the first second of `part`'s sound lies from the same sound in `whole`,
+/// which `part` shows from `from_ms`: the shift, within 10 ms, that matches them best.
+fn sound_lag_ms(part: &Decoded, whole: &Decoded, from_ms: f64) -> f64 {
+    let index = |d: &Decoded, ms: f64| ((ms - d.audio_start_ns as f64 / 1e6) * 48.0).round() as i64;
+    let (p0, w0) = (index(part, 0.0).max(0), index(whole, from_ms));
+    let best = (-480i64..=480)
+        .map(|lag| {
+            let error: f64 = (0..48_000i64)
+                .map(|k| {
+                    let a = part.audio[(p0 + k) as usize];
+                    let b = whole.audio[(w0 + lag + k) as usize];
+                    f64::from(a - b).powi(2)
+                })
+                .sum();
+            (lag, error)
+        })
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+        .map_or(0, |(lag, _)| lag);
+    -best as f64 / 48.0
 }
 
 fn mean_difference(a: &[u8], b: &[u8]) -> f64 {

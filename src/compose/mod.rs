@@ -285,6 +285,12 @@ impl ExtractedMedia {
                         .filter_map(|d| d.to_ms)
                         .map(|ms| ms.saturating_mul(1_000_000))
                         .collect(),
+                    audio_delay_ns: seg
+                        .tracks
+                        .iter()
+                        .find(|t| t.kind == TrackKind::Audio)
+                        .and_then(|t| t.codec_delay_ns)
+                        .unwrap_or(0),
                 },
             ));
         }

@@ -395,6 +395,7 @@ mod tests {
             sample_rate: None,
             channels: None,
             pre_skip: None,
+            codec_delay_ns: None,
             codec_private: None,
             first_ms: Some(first),
             last_ms: Some(last),

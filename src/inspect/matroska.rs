@@ -35,6 +35,8 @@ struct Track {
     nal_length_size: usize,
     /// Opus pre-skip from the OpusHead in CodecPrivate.
     pre_skip: Option<u32>,
+    /// CodecDelay (ns): to subtract from every block's time to present it.
+    codec_delay_ns: Option<u64>,
     codec_private: Option<Vec<u8>>,
     scan: TrackScan,
 }
@@ -344,6 +346,7 @@ impl<'o> Scan<'o> {
                     t.sample_rate,
                     t.channels,
                     t.pre_skip,
+                    t.codec_delay_ns,
                     t.codec_private,
                     &t.scan,
                 )
@@ -474,6 +477,7 @@ fn parse_track(
     let mut track_type = None;
     let mut codec_id = None;
     let mut codec_private: Option<&[u8]> = None;
+    let mut codec_delay_ns = None;
     let (mut width, mut height) = (None, None);
     let (mut sample_rate, mut channels) = (None, None);
     for child in children {
@@ -483,6 +487,7 @@ fn parse_track(
             // EBML strings may be padded with NULs (matroskamux writes "V_MPEG4/ISO/AVC\0").
             MatroskaSpec::CodecID(c) => codec_id = Some(c.trim_end_matches('\0').to_owned()),
             MatroskaSpec::CodecPrivate(p) => codec_private = Some(p.as_slice()),
+            MatroskaSpec::CodecDelay(d) => codec_delay_ns = Some(*d),
             MatroskaSpec::Video(Master::Full(v)) => {
                 for c in v {
                     match c {
@@ -565,6 +570,7 @@ fn parse_track(
         },
         nal_length_size,
         pre_skip,
+        codec_delay_ns: codec_delay_ns.filter(|&d| d > 0),
         codec_private: codec_private.map(<[u8]>::to_vec),
         scan: TrackScan::new(
             threshold_ms.saturating_mul(1_000_000),

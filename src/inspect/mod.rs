@@ -151,6 +151,10 @@ pub struct TrackReport {
     /// audio starts this much after the first packet's timestamp.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pre_skip: Option<u32>,
+    /// The container's CodecDelay (ns): each block presents this much before its timestamp
+    /// (Firefox writes the Opus pre-skip here and stamps blocks at their decoded start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codec_delay_ns: Option<u64>,
     /// The codec's configuration (avcC, OpusHead), for remuxing.
     #[serde(skip)]
     pub codec_private: Option<Vec<u8>>,
@@ -192,6 +196,7 @@ impl TrackReport {
         sample_rate: Option<f64>,
         channels: Option<u64>,
         pre_skip: Option<u32>,
+        codec_delay_ns: Option<u64>,
         codec_private: Option<Vec<u8>>,
         scan: &TrackScan,
     ) -> TrackReport {
@@ -214,6 +219,7 @@ impl TrackReport {
             sample_rate,
             channels,
             pre_skip,
+            codec_delay_ns,
             codec_private,
             first_ms: scan.first.map(ns_to_ms),
             last_ms: scan.last().map(ns_to_ms),

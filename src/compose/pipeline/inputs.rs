@@ -89,6 +89,7 @@ fn add_demuxer(
     let (src, resumed) = source::open(file, is_video, window.start_ns)?;
     let skip_to_key = is_video && resumed;
     let resumes_ns = Arc::clone(&file.resumes_ns);
+    let audio_delay_ns = file.audio_delay_ns;
     let demux = make("matroskademux")?;
     if matches!(target, Target::Audio(_)) {
         // Whichever drives the demuxer (its own task in pull mode, the source's in push
@@ -123,6 +124,7 @@ fn add_demuxer(
             }
             (true, Some(Target::Audio(to))) => {
                 mark_resumes_discont(pad, Arc::clone(&resumes_ns));
+                present_codec_delay_earlier(pad, audio_delay_ns);
                 link_audio(&pipeline, pad, &to, window, resumed)
             }
             (_, other) => {
@@ -177,6 +179,28 @@ fn mark_resumes_discont(pad: &gst::Pad, resumes_ns: Arc<[i64]>) {
             buffer.make_mut().set_flags(gst::BufferFlags::DISCONT);
             let passed = resumes_ns.iter().filter(|&&r| r <= at.unwrap_or(0)).count();
             next.store(passed.max(i + 1), std::sync::atomic::Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// A file with a CodecDelay stamps each packet at the start of its decoded sound, which
+/// plays that much earlier (the first packet's priming, clipped by the demuxer, fills the
+/// difference). From the start of the file the mixer follows the packets as one continuous
+/// sound from the clipped first one and gets this right; where it goes by a packet's own
+/// time (a window read from the middle of the file, the sound after a mute) the sound came
+/// the CodecDelay late (6.5 ms in Firefox's captures). Every packet is stamped that much
+/// earlier (the first, at 0, stays there: what the delay covers is clipped off it).
+fn present_codec_delay_earlier(pad: &gst::Pad, delay_ns: u64) {
+    if delay_ns == 0 {
+        return;
+    }
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buffer) = info.buffer_mut()
+            && let Some(pts) = buffer.pts()
+        {
+            let earlier = gst::ClockTime::from_nseconds(pts.nseconds().saturating_sub(delay_ns));
+            buffer.make_mut().set_pts(earlier);
         }
         gst::PadProbeReturn::Ok
     });

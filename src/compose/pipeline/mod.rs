@@ -54,6 +54,9 @@ pub struct MediaFile {
     /// Where reading resumes after each damaged region cut out of the file (container ns):
     /// the sound there follows a hole.
     pub resumes_ns: Arc<[i64]>,
+    /// The audio track's CodecDelay (ns, 0 for none): its packets present this much earlier
+    /// than their timestamps.
+    pub audio_delay_ns: u64,
 }
 
 impl MediaFile {

@@ -371,6 +371,7 @@ mod tests {
             audio: Some(Codec::Opus),
             clusters: Some(Arc::new(report.clusters)),
             resumes_ns: Arc::new([]),
+            audio_delay_ns: 0,
         }
     }
 
