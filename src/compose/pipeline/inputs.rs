@@ -169,17 +169,22 @@ fn mark_resumes_discont(pad: &gst::Pad, resumes_ns: Arc<[i64]>) {
         let Some(&resume) = resumes_ns.get(i) else {
             return gst::PadProbeReturn::Ok;
         };
-        let at = info
+        let Some(at) = info
             .buffer()
             .and_then(|b| b.pts())
-            .map(|t| t.nseconds() as i64);
-        if at.is_some_and(|t| t >= resume)
-            && let Some(buffer) = info.buffer_mut()
-        {
-            buffer.make_mut().set_flags(gst::BufferFlags::DISCONT);
-            let passed = resumes_ns.iter().filter(|&&r| r <= at.unwrap_or(0)).count();
-            next.store(passed.max(i + 1), std::sync::atomic::Ordering::Relaxed);
+            .map(|t| t.nseconds() as i64)
+        else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if at < resume {
+            return gst::PadProbeReturn::Ok;
         }
+        if let Some(buffer) = info.buffer_mut() {
+            buffer.make_mut().set_flags(gst::BufferFlags::DISCONT);
+        }
+        // Every resume point this packet reached is dealt with (one flag for several).
+        let passed = resumes_ns.iter().filter(|&&r| r <= at).count();
+        next.store(passed.max(i + 1), std::sync::atomic::Ordering::Relaxed);
         gst::PadProbeReturn::Ok
     });
 }
