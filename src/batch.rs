@@ -141,7 +141,7 @@ pub fn output_for(
         .file_stem()
         .map_or_else(|| "archive".into(), |s| s.to_string_lossy().into_owned());
     if let Some(key) = key {
-        stem = format!("{stem}-{}", crate::repair::slug(key));
+        stem = format!("{stem}-{}", crate::names::plain_name(key));
     }
     match opts.mode {
         Mode::Compose => {

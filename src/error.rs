@@ -126,6 +126,12 @@ pub enum Error {
     #[error("invalid option: {0}")]
     InvalidOption(String),
 
+    #[error("{name:?} is not a plain name to write under the output folder")]
+    UnsafeOutputName { name: String },
+
+    #[error("{0} (--strict refuses a recording placed by a fallback)")]
+    Fallback(String),
+
     #[error("stopped by a signal before it was done; nothing was written")]
     Cancelled,
 }

@@ -15,6 +15,7 @@
 //! - [`opusdec`]: the Opus decoder both register with GStreamer (edge: libopus);
 //! - [`batch`]: many inputs, in parallel, isolated, resumable;
 //! - [`sample`]: deterministic test archives encoded with GStreamer (edge);
+//! - [`names`]: the one gate from identifiers that came from an input to file names;
 //! - [`output`]: files written under a temporary name and renamed only when complete;
 //! - [`workdir`]: each run's temporary folder, and sweeping what killed runs left;
 //! - [`alloc`]: the allocator tuned for long runs (flat memory over a batch);
@@ -27,6 +28,7 @@ pub mod compose;
 pub mod error;
 pub mod inspect;
 pub mod layout;
+pub mod names;
 pub mod opusdec;
 pub mod output;
 pub mod repair;

@@ -18,12 +18,12 @@ pub fn after_help() -> String {
 }
 
 /// Where one of several recordings of an input goes: `path` with `-<key>` before its
-/// extension.
+/// extension, the key through the identifier gate ([`mosaic::names`]).
 pub fn with_key(path: &Path, key: &str) -> PathBuf {
     let stem = path
         .file_stem()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-    let key = mosaic::repair::slug(key);
+    let key = mosaic::names::plain_name(key);
     let name = match path.extension() {
         Some(ext) => format!("{stem}-{key}.{}", ext.to_string_lossy()),
         None => format!("{stem}-{key}"),

@@ -68,7 +68,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let mut reports = Vec::new();
     for mut recording in recordings {
         let out_dir = match several {
-            true => args.output.join(mosaic::repair::slug(&recording.key)),
+            true => {
+                mosaic::names::dir_under(&args.output, &mosaic::names::plain_name(&recording.key))
+                    .with_context(context)?
+            }
             false => args.output.clone(),
         };
         let bar = progress_bar("repairing", "streams");

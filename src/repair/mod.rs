@@ -20,6 +20,7 @@ use crate::compose::Control;
 use crate::error::{Error, Result};
 use crate::inspect::matroska::scan_frames;
 use crate::inspect::{Codec, InspectOptions, SegmentReport, TrackKind, inspect_recording};
+use crate::names::NameSet;
 use crate::output::AtomicFile;
 use crate::source::{self, MediaStore, Recording, SourceOptions};
 use crate::timeline::SourceMedia;
@@ -64,24 +65,6 @@ pub struct RepairReport {
     pub streams: Vec<RepairedStream>,
     pub warnings: Vec<String>,
     pub wall_ms: u64,
-}
-
-/// A file name piece from a label: letters, digits, `-` and `_`, at most 40 characters.
-pub fn slug(label: &str) -> String {
-    let mut s: String = label
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    while s.contains("--") {
-        s = s.replace("--", "-");
-    }
-    s.trim_matches('-').chars().take(40).collect()
 }
 
 /// Repairs every stream of the recording at `input` into `out_dir` (created if missing).
@@ -209,6 +192,7 @@ impl Job<'_> {
         } = *self.opts;
         let (report, out_dir, control) = (self.report, self.out_dir, self.control);
         let total = timeline.streams.len() as u64;
+        let mut names = NameSet::default();
         for stream in &timeline.streams {
             if control
                 .cancel
@@ -247,15 +231,12 @@ impl Job<'_> {
             };
             // The fallback: the video cannot be joined by copying (or a re-encode was asked
             // for), so the stream goes through the compose pipeline alone, at its own size.
+            let ext = audio_only.map_or(container_ext, AudioFormat::extension);
+            let name = names.take(&joined_name(&stream.id, &stream.label), &stream.id, ext);
+            let out_path = crate::names::join_under(out_dir, &name)?;
             if audio_only.is_none() && (reencode || joined.is_none()) {
-                let name = file_name(&stream.id, &stream.label, container_ext);
-                let written = self.reencode_stream(
-                    media,
-                    stream,
-                    (origin, end),
-                    &out_dir.join(name),
-                    container_ext,
-                )?;
+                let written =
+                    self.reencode_stream(media, stream, (origin, end), &out_path, container_ext)?;
                 streams.push(written);
                 continue;
             }
@@ -274,8 +255,6 @@ impl Job<'_> {
                     )));
                 }
             }
-            let ext = audio_only.map_or(container_ext, AudioFormat::extension);
-            let out_path = out_dir.join(file_name(&stream.id, &stream.label, ext));
             let duration_ms = end - origin;
             let written = match audio_only {
                 None => remux_stream(media, &segments, &tracks, duration_ms, &out_path, ext)?,
@@ -311,14 +290,10 @@ impl Job<'_> {
     }
 }
 
-/// `<streamId>-<label>.<ext>`, or `<streamId>.<ext>` when the label adds nothing.
-fn file_name(stream_id: &str, label: &str, ext: &str) -> String {
-    let label_part = slug(label);
-    if label_part.is_empty() || label_part == stream_id {
-        format!("{stream_id}.{ext}")
-    } else {
-        format!("{stream_id}-{label_part}.{ext}")
-    }
+/// `<streamId>-<label>`, or `<streamId>` when the label adds nothing, both through the
+/// identifier gate ([`crate::names`]); the extension and distinctness come from a [`NameSet`].
+fn joined_name(stream_id: &str, label: &str) -> String {
+    crate::names::joined(stream_id, label)
 }
 
 /// The fallback path: one stream, decoded and encoded again through the compose pipeline at
@@ -583,13 +558,17 @@ fn remux_stream(
 
 #[cfg(test)]
 mod tests {
-    use super::slug;
+    use super::joined_name;
+    use std::path::Path;
 
     #[test]
-    fn slugs() {
-        assert_eq!(slug("Alice \"Ally\" Ångström"), "Alice-Ally-Ångström");
-        assert_eq!(slug("../../etc/passwd"), "etc-passwd");
-        assert_eq!(slug("Bob 🎥"), "Bob");
-        assert_eq!(slug(""), "");
+    fn file_names_go_through_the_gate() {
+        assert_eq!(joined_name("s1", "Alice"), "s1-Alice");
+        assert_eq!(joined_name("s1", ""), "s1");
+        let hostile = joined_name("../../x", "Alice \"Ally\" Ångström");
+        assert!(
+            hostile.starts_with("x-h")
+                && crate::names::join_under(Path::new("/o"), &hostile).is_ok()
+        );
     }
 }
