@@ -206,11 +206,16 @@ pub enum TimelineWarning {
         manifest_ms: i64,
         container_ms: i64,
     },
+    /// A file placed by a fallback: the time that places it was missing (a LiveSwitch
+    /// connection without its first-frame time, an EnableX file without `DateUTC`).
+    /// `--strict` refuses a recording with one.
+    Fallback { what: String },
 }
 
 impl fmt::Display for TimelineWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            TimelineWarning::Fallback { what } => f.write_str(what),
             TimelineWarning::OverlappingSegments {
                 stream,
                 first,

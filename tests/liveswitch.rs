@@ -320,6 +320,63 @@ fn broken_events_are_refused_naming_the_field() {
 }
 
 #[test]
+fn a_placement_without_its_first_frame_time_is_warned_and_strict_refuses_it() {
+    // Bob's first connection's log loses its audioFirstFrameTimestamp: his sound is placed
+    // at the connection's start, a fallback the warnings name and --strict refuses.
+    let (dir, rec) = folder();
+    let log = rec.join("client-bob-conn1-0.json");
+    let mut entries: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&log).unwrap()).unwrap();
+    for e in entries.as_array_mut().unwrap() {
+        e["data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("audioFirstFrameTimestamp");
+    }
+    std::fs::write(&log, serde_json::to_vec(&entries).unwrap()).unwrap();
+    let inspected = mosaic(&["inspect", "--json", rec.to_str().unwrap()]);
+    assert_eq!(inspected.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    let warnings = report["warnings"].to_string();
+    let want = "client-bob-conn1-0.mka: connection client-bob-conn1 gives no \
+                audioFirstFrameTimestamp; placed by a fallback at its startTimestamp";
+    assert!(warnings.contains(want), "{warnings}");
+    assert_eq!(report["fallbacks"].as_array().unwrap().len(), 1, "{report}");
+    let out = dir.path().join("out.mp4");
+    let strict = mosaic(&[
+        "compose",
+        rec.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--strict",
+    ]);
+    let stderr = String::from_utf8_lossy(&strict.stderr);
+    assert_eq!(strict.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains(want) && stderr.contains("--strict"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let lenient = mosaic(&[
+        "compose",
+        rec.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--size",
+        "640x480",
+        "--speed",
+        "fast",
+        "--json",
+    ]);
+    assert_eq!(lenient.status.code(), Some(0));
+    let composed: serde_json::Value = serde_json::from_slice(&lenient.stdout).unwrap();
+    assert!(
+        composed["warnings"].to_string().contains(want),
+        "{composed}"
+    );
+}
+
+#[test]
 fn a_log_naming_a_missing_file_is_refused() {
     let (dir, rec) = folder();
     std::fs::remove_file(rec.join("client-bob-conn2-0.mkv")).unwrap();

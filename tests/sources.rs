@@ -208,9 +208,22 @@ fn an_enablex_file_without_date_starts_at_zero_with_a_warning() {
         mosaic::sample::encode_segment(&spec, &spec.streams[0], &spec.streams[0].segments[0])
             .unwrap();
     std::fs::write(files.join("solo.mkv"), bytes).unwrap();
-    let r = source::open_one(&files.join("notification.json"), &SourceOptions::default()).unwrap();
-    assert!(r.warnings[0].contains("no DateUTC"), "{:?}", r.warnings);
+    let mut r =
+        source::open_one(&files.join("notification.json"), &SourceOptions::default()).unwrap();
+    let warnings: Vec<String> = r.timeline.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(warnings[0].contains("no DateUTC"), "{warnings:?}");
     assert_eq!(r.timeline.streams[0].start().0, 0);
+    // A placement by a fallback: in the inspection's warnings, and --strict refuses it.
+    let report = mosaic::inspect::inspect_recording(&mut r, &Default::default()).unwrap();
+    assert!(report.warnings.iter().any(|w| w.contains("no DateUTC")));
+    assert_eq!(report.fallbacks.len(), 1);
+    let err = mosaic::compose::refuse_damage(&report)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no DateUTC") && err.contains("--strict"),
+        "{err}"
+    );
 }
 
 fn refused(path: &Path, expect: &str, code: i32) {

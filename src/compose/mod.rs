@@ -319,13 +319,17 @@ impl ExtractedMedia {
     }
 }
 
-/// With `--strict`: damage anywhere is an error naming the file.
+/// With `--strict`: damage anywhere is an error naming the file, and so is a file placed
+/// by a fallback (a missing first-frame or start time).
 pub fn refuse_damage(report: &crate::inspect::ArchiveReport) -> Result<()> {
-    match report.damaged_files().into_iter().next() {
-        Some((file, what)) => Err(Error::CorruptMedia {
+    if let Some((file, what)) = report.damaged_files().into_iter().next() {
+        return Err(Error::CorruptMedia {
             filename: file.to_owned(),
             reason: format!("{what} (--strict)"),
-        }),
+        });
+    }
+    match report.fallbacks.first() {
+        Some(what) => Err(Error::Fallback(what.clone())),
         None => Ok(()),
     }
 }

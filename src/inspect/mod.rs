@@ -290,6 +290,10 @@ pub struct ArchiveReport {
     pub span_ms: Option<[i64; 2]>,
     pub streams: Vec<StreamReport>,
     pub warnings: Vec<String>,
+    /// Files placed by a fallback (a missing first-frame or start time); also in
+    /// `warnings`. `--strict` refuses a recording with any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
 }
 
 impl ArchiveReport {
@@ -515,5 +519,11 @@ pub fn inspect_recording(
         span_ms: timeline.span().map(|s| [s.start.0, s.stop.0]),
         streams,
         warnings,
+        fallbacks: timeline
+            .warnings
+            .iter()
+            .filter(|w| matches!(w, crate::timeline::TimelineWarning::Fallback { .. }))
+            .map(ToString::to_string)
+            .collect(),
     })
 }

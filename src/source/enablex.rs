@@ -17,7 +17,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::inspect::{InspectOptions, inspect_container};
-use crate::timeline::{ArchiveMs, Segment, Source, Stream, Timeline, VideoType};
+use crate::timeline::{ArchiveMs, Segment, Source, Stream, Timeline, TimelineWarning, VideoType};
 
 /// A parsed `recording` notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,9 +107,9 @@ pub struct FileFacts {
     pub end_ms: i64,
 }
 
-/// The timeline of the notification's files (pure), and a warning when files carry no
-/// start time.
-pub fn timeline(n: &Notification, facts: &[FileFacts]) -> (Timeline, Vec<String>) {
+/// The timeline of the notification's files (pure), with a fallback warning when files
+/// carry no start time.
+pub fn timeline(n: &Notification, facts: &[FileFacts]) -> Timeline {
     let origin = facts.iter().filter_map(|f| f.date_utc_ms).min();
     let mut warnings = Vec::new();
     let undated: Vec<&str> = n
@@ -120,10 +120,13 @@ pub fn timeline(n: &Notification, facts: &[FileFacts]) -> (Timeline, Vec<String>
         .map(|(name, _)| name.as_str())
         .collect();
     if !undated.is_empty() {
-        warnings.push(format!(
-            "{} carry no start time (no DateUTC): they start at 0 and may be out of step",
-            undated.join(", ")
-        ));
+        warnings.push(TimelineWarning::Fallback {
+            what: format!(
+                "{} carry no start time (no DateUTC): placed at 0 by a fallback, they may be \
+                 out of step",
+                undated.join(", ")
+            ),
+        });
     }
     let streams = n
         .files
@@ -154,10 +157,10 @@ pub fn timeline(n: &Notification, facts: &[FileFacts]) -> (Timeline, Vec<String>
         archive_name: n.app_id.clone(),
         created_at_ms: origin.or(n.trans_date_ms).unwrap_or(0),
         streams,
-        warnings: Vec::new(),
+        warnings,
     };
     timeline.sort_streams();
-    (timeline, warnings)
+    timeline
 }
 
 /// Opens a notification and its files (from its folder, or `opts.media_dir`).
@@ -224,7 +227,7 @@ pub fn open(path: &Path, opts: &SourceOptions) -> Result<Recording> {
         })
         .collect();
     check_span(&times, opts.max_span())?;
-    let (mut timeline, warnings) = timeline(&n, &media_facts);
+    let mut timeline = timeline(&n, &media_facts);
     opts.relabel(&mut timeline, |s| vec![s.id.clone(), s.label.clone()]);
     Ok(Recording {
         kind: SourceKind::Enablex,
@@ -232,7 +235,7 @@ pub fn open(path: &Path, opts: &SourceOptions) -> Result<Recording> {
         key: timeline.archive_id.clone(),
         timeline,
         media,
-        warnings,
+        warnings: Vec::new(),
     })
 }
 
@@ -306,7 +309,8 @@ mod tests {
                 end_ms: 3_000,
             },
         ];
-        let (t, warnings) = timeline(&n, &facts);
+        let t = timeline(&n, &facts);
+        let warnings: Vec<String> = t.warnings.iter().map(ToString::to_string).collect();
         let starts: Vec<(String, i64, i64)> = t
             .streams
             .iter()

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use super::ConnectionRecording;
 use crate::source::time::compact_utc;
 use crate::timeline::{
-    Anchor, ArchiveMs, Segment, Source, SourceMedia, Stream, Timeline, VideoType,
+    Anchor, ArchiveMs, Segment, Source, SourceMedia, Stream, Timeline, TimelineWarning, VideoType,
 };
 
 /// One session: the recordings that make one composite.
@@ -66,6 +66,7 @@ impl Session {
     pub fn timeline(&self, labels: &dyn Fn(&[&str]) -> Option<String>) -> Timeline {
         let origin = self.start_ms;
         let rel = |unix_ms: i64| ArchiveMs(unix_ms - origin);
+        let mut fallbacks = Vec::new();
         let mut by_client: BTreeMap<&str, Vec<&ConnectionRecording>> = BTreeMap::new();
         for c in &self.connections {
             by_client.entry(c.client_id.as_str()).or_default().push(c);
@@ -81,7 +82,7 @@ impl Session {
                 let segments = conns
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| segment(i + 1, c, &rel))
+                    .map(|(i, c)| segment(i + 1, c, &rel, &mut fallbacks))
                     .collect();
                 let first = conns[0];
                 let ids: Vec<&str> = [Some(client)]
@@ -110,15 +111,22 @@ impl Session {
             archive_name: Some(self.channel_id.clone()),
             created_at_ms: origin,
             streams,
-            warnings: Vec::new(),
+            warnings: fallbacks,
         };
         timeline.sort_streams();
         timeline
     }
 }
 
-/// One connection as a segment: its audio and video files, each placed by its first frame.
-fn segment(index: usize, c: &ConnectionRecording, rel: &dyn Fn(i64) -> ArchiveMs) -> Segment {
+/// One connection as a segment: its audio and video files, each placed by its first frame,
+/// or (a fallback, added to `fallbacks`) by the connection's start when the log or event
+/// gives no first-frame time.
+fn segment(
+    index: usize,
+    c: &ConnectionRecording,
+    rel: &dyn Fn(i64) -> ArchiveMs,
+    fallbacks: &mut Vec<TimelineWarning>,
+) -> Segment {
     let mut sources = Vec::new();
     let delay = if c.audio.is_some() && c.video.is_some() {
         c.video_delay_ms
@@ -132,7 +140,21 @@ fn segment(index: usize, c: &ConnectionRecording, rel: &dyn Fn(i64) -> ArchiveMs
         let Some(t) = track else { continue };
         let (start, anchor) = match t.first_ms {
             Some(first) => (rel(first + shift), Anchor::FirstFrame),
-            None => (rel(c.start_ms + shift), Anchor::FileStart),
+            None => {
+                let kind = if media == SourceMedia::Audio {
+                    "audio"
+                } else {
+                    "video"
+                };
+                fallbacks.push(TimelineWarning::Fallback {
+                    what: format!(
+                        "{}: connection {} gives no {kind}FirstFrameTimestamp; placed by a \
+                         fallback at its startTimestamp, it may be out of step",
+                        t.file, c.connection_id
+                    ),
+                });
+                (rel(c.start_ms + shift), Anchor::FileStart)
+            }
         };
         sources.push(Source {
             filename: t.file.clone(),
