@@ -50,18 +50,63 @@ async fn opentok_available_callback_composes_delivers_and_notifies() {
     assert_eq!(note["outputs"][0]["duration_ms"], 3000);
     assert!(note["error"].is_null());
 
-    // The API, the page, the timeline drawing, health and metrics.
-    let page = client()
+    // The API, the page, the timeline drawing, health and metrics. The page opened with the
+    // token gives a session cookie (never the token itself) and sends the browser on to the
+    // page without the token in its address; `Secure` when behind TLS.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let opened = no_redirects
         .get(format!("{}/?token={API_TOKEN}", svc.base))
         .send()
         .await
         .unwrap();
+    assert_eq!(opened.status(), 303);
+    assert_eq!(opened.headers()["location"], "/");
+    let cookie = opened.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
-        page.headers()["set-cookie"]
+        cookie.starts_with("mosaic_session=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(API_TOKEN) && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let behind_tls = no_redirects
+        .get(format!("{}/?token={API_TOKEN}", svc.base))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        behind_tls.headers()["set-cookie"]
             .to_str()
             .unwrap()
-            .contains("mosaic_token=")
+            .contains("; Secure")
     );
+    let forged = client()
+        .get(format!("{}/", svc.base))
+        .header(
+            "cookie",
+            format!("mosaic_session=1{}", &session["mosaic_session=".len()..]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status(),
+        401,
+        "a session value not made by the service"
+    );
+    let page = client()
+        .get(format!("{}/", svc.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("archive arch-available (available)") && html.contains("succeeded"));
     assert!(
@@ -70,7 +115,7 @@ async fn opentok_available_callback_composes_delivers_and_notifies() {
     );
     let svg = client()
         .get(format!("{}/v1/jobs/{id}/timeline.svg", svc.base))
-        .header("cookie", format!("mosaic_token={API_TOKEN}"))
+        .header("cookie", &session)
         .send()
         .await
         .unwrap();
@@ -203,7 +248,10 @@ async fn liveswitch_event_composes_from_urls_and_earlier_events() {
     let job = wait_final(&svc.base, &id, LONG).await;
     assert_eq!(job["state"], "succeeded", "{job}\n{}", svc.log());
     let (url, duration) = probed_output(&setup, &job);
-    assert!(url.contains("/liveswitch/sample-channel-"), "{url}");
+    assert!(
+        url.contains(&format!("/liveswitch/{LIVESWITCH_APP}/")),
+        "the application's own folder: {url}"
+    );
     // The demo session lasts 8 s.
     assert!((duration - 8.0).abs() < 0.1, "duration {duration}");
     let note = one_notification(&receiver, &id).await;
@@ -304,13 +352,14 @@ async fn a_direct_job_can_repair_and_compose_with_its_own_options() {
     assert_eq!(job["state"], "succeeded", "{job}\n{}", svc.log());
     let outputs = setup.outputs();
     assert_eq!(outputs.len(), 3, "{outputs:?}");
+    // Named by the request's key (through the gate), not by the downloaded archive's id.
     assert!(
-        outputs.contains(&"opentok/arch-direct.webm".to_string()),
+        outputs.contains(&"api/direct-1.webm".to_string()),
         "{outputs:?}"
     );
     let repaired: Vec<_> = outputs
         .iter()
-        .filter(|o| o.starts_with("opentok/arch-direct/"))
+        .filter(|o| o.starts_with("api/direct-1/"))
         .collect();
     assert_eq!(repaired.len(), 2, "one file per stream: {outputs:?}");
     for o in &repaired {
@@ -318,7 +367,7 @@ async fn a_direct_job_can_repair_and_compose_with_its_own_options() {
         assert!(codecs.contains(&"vp8".to_string()) && codecs.contains(&"opus".to_string()));
         assert!(duration > 2.0, "{o}: {duration}");
     }
-    let (codecs, duration) = probe(&setup.path("out/opentok/arch-direct.webm"));
+    let (codecs, duration) = probe(&setup.path("out/api/direct-1.webm"));
     assert_eq!(codecs, vec!["vp8".to_string(), "opus".to_string()]);
     assert!((duration - 3.0).abs() < 0.1);
     let bad = client()

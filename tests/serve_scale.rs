@@ -94,7 +94,8 @@ async fn two_workers_on_postgres_split_ten_jobs_and_do_none_twice() {
     assert!(
         outputs
             .iter()
-            .all(|o| o.starts_with("opentok/scale-") && o.ends_with(".mp4"))
+            .all(|o| o.starts_with("api/scale-") && o.ends_with(".mp4")),
+        "named by each request's key: {outputs:?}"
     );
 }
 
@@ -127,7 +128,7 @@ async fn a_thousand_signed_callbacks_in_ten_seconds_each_make_one_job() {
     let mut ids = BTreeSet::new();
     for s in sends {
         let (status, latency, id) = s.await.unwrap();
-        assert_eq!(status, 202);
+        assert_eq!(status, 202, "{}", svc.log());
         latencies.push(latency.as_secs_f64() * 1000.0);
         ids.insert(id);
     }

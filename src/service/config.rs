@@ -65,6 +65,10 @@ pub struct Config {
     pub enablex: EnablexConfig,
     pub notify: Vec<NotifyTarget>,
     pub notify_retry: NotifyRetry,
+    /// Events received, token ids used and finished jobs are deleted this many days after
+    /// they were received or ended (outputs stay in the output store).
+    pub retention_days: u64,
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -92,6 +96,30 @@ impl Default for Config {
             enablex: EnablexConfig::default(),
             notify: Vec::new(),
             notify_retry: NotifyRetry::default(),
+            retention_days: 30,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// The HTTP intake's limits against slow and abusive clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A request's headers must arrive within this (an idle connection is closed after it).
+    pub header_timeout_secs: u64,
+    /// A request's body must arrive within this.
+    pub body_timeout_secs: u64,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections: 1024,
         }
     }
 }
@@ -106,6 +134,8 @@ pub struct FetchConfig {
     pub read_timeout_secs: u64,
     /// Tries of one download (network errors and 5xx only).
     pub tries: u32,
+    /// Largest total of one job's downloads, in bytes.
+    pub max_total_bytes: u64,
 }
 
 impl Default for FetchConfig {
@@ -115,6 +145,7 @@ impl Default for FetchConfig {
             connect_timeout_secs: 10,
             read_timeout_secs: 60,
             tries: 3,
+            max_total_bytes: 16 << 30,
         }
     }
 }
@@ -335,8 +366,77 @@ impl Config {
                 return bad(format!("notify[{i}].url: {:?} is not a URL", n.url));
             }
         }
+        if self.http.max_connections == 0 || self.http.header_timeout_secs == 0 {
+            return bad("http: max_connections and header_timeout_secs must be at least 1".into());
+        }
+        if self.retention_days == 0 {
+            return bad("retention_days: at least 1".into());
+        }
+        self.check_secrets()?;
         self.compose.to_options()?;
         Ok(())
+    }
+
+    /// Every token and secret that is set, by its key.
+    fn secrets(&self) -> Vec<(String, &str)> {
+        let mut all = Vec::new();
+        if let Some(t) = &self.api_token {
+            all.push(("api_token".to_owned(), t.as_str()));
+        }
+        if let Some(s) = &self.opentok.secret {
+            all.push(("opentok.secret".to_owned(), s.as_str()));
+        }
+        for (app, s) in &self.liveswitch.secrets {
+            all.push((format!("liveswitch.secrets.{app:?}"), s.as_str()));
+        }
+        if let Some(t) = &self.enablex.token {
+            all.push(("enablex.token".to_owned(), t.as_str()));
+        }
+        for (i, n) in self.notify.iter().enumerate() {
+            all.push((format!("notify[{i}].secret"), n.secret.as_str()));
+        }
+        all
+    }
+
+    /// Refuses, naming the key, a token or secret that is empty, shorter than
+    /// [`MIN_SECRET_LEN`] bytes (a notify secret: once decoded) or one of the documented
+    /// example values (`docs/mosaic.toml`).
+    fn check_secrets(&self) -> Result<(), ServiceError> {
+        let examples = documented_examples();
+        for (key, value) in self.secrets() {
+            let len = match value.strip_prefix("whsec_") {
+                Some(b64) => {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .map_or(0, |k| k.len())
+                }
+                None => value.len(),
+            };
+            let why = if value.trim().is_empty() {
+                "is empty".to_owned()
+            } else if examples.iter().any(|e| e == value) {
+                "is the documented example value; set a secret of your own".to_owned()
+            } else if len < MIN_SECRET_LEN {
+                format!("is {len} bytes long; a secret needs at least {MIN_SECRET_LEN}")
+            } else {
+                continue;
+            };
+            return Err(ServiceError::Config(format!("{key}: {why}")));
+        }
+        Ok(())
+    }
+
+    /// The object stores a job of `origin` may read its input from: OpenTok's uploaded
+    /// archives from `opentok.storage`, direct API jobs from `input_stores`, the others none
+    /// (their files come by http(s) URLs).
+    pub fn stores_for(&self, origin: super::job::Origin) -> Vec<String> {
+        use super::job::Origin;
+        match origin {
+            Origin::Opentok => self.opentok.storage.iter().cloned().collect(),
+            Origin::Api => self.input_stores.clone(),
+            Origin::Liveswitch | Origin::Enablex => Vec::new(),
+        }
     }
 
     /// The job's retry delays.
@@ -346,6 +446,33 @@ impl Config {
             cap_ms: self.retry_cap_ms,
         }
     }
+}
+
+/// The shortest token or secret accepted, in bytes.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// The example configuration's tokens and secrets, which must never be used as they are.
+fn documented_examples() -> Vec<String> {
+    let Ok(example) = toml::from_str::<Table>(include_str!("../../docs/mosaic.toml")) else {
+        return Vec::new();
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let mut found = Vec::new();
+    found.extend(text(example.get("api_token")));
+    for (section, key) in [("opentok", "secret"), ("enablex", "token")] {
+        found.extend(text(example.get(section).and_then(|t| t.get(key))));
+    }
+    if let Some(Value::Table(secrets)) = example.get("liveswitch").and_then(|l| l.get("secrets")) {
+        found.extend(
+            secrets
+                .values()
+                .filter_map(|v| v.as_str().map(str::to_owned)),
+        );
+    }
+    if let Some(Value::Array(targets)) = example.get("notify") {
+        found.extend(targets.iter().filter_map(|t| text(t.get("secret"))));
+    }
+    found
 }
 
 /// Lays `over`'s keys onto `base`, table by table.
@@ -460,27 +587,29 @@ mod tests {
             .collect()
     }
 
+    const NOTIFY_SECRET: &str = "whsec_dGhpcy1pcy1hLXRlc3Qtc2VjcmV0LTI0Yg==";
+
     #[test]
     fn file_then_environment() {
         let text = r#"
             output = "file:///tmp/out"
             workers = 2
             [opentok]
-            secret = "in-file"
+            secret = "in-file-secret-of-opentok"
             [liveswitch.secrets]
-            "app-1" = "s1"
+            "app-1" = "s1-secret-of-app-one"
             [[notify]]
             url = "http://127.0.0.1:9/hook"
-            secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+            secret = "whsec_dGhpcy1pcy1hLXRlc3Qtc2VjcmV0LTI0Yg=="
         "#;
         let c = Config::parse(
             text,
             env(&[
-                ("MOSAIC_OPENTOK_SECRET", "from-env"),
+                ("MOSAIC_OPENTOK_SECRET", "from-env-secret-of-opentok"),
                 ("MOSAIC_DATA_DIR", "/var/lib/mosaic"),
                 ("MOSAIC_ALLOW_PRIVATE_URLS", "true"),
                 ("MOSAIC_PRODUCE", "compose,repair"),
-                ("MOSAIC_LIVESWITCH_SECRETS_app-2", "s2"),
+                ("MOSAIC_LIVESWITCH_SECRETS_app-2", "s2-secret-of-app-two"),
                 ("MOSAIC_NOTIFY_0_URL", "http://127.0.0.1:10/hook"),
                 ("MOSAIC_COMPOSE_SIZE", "640x480"),
                 ("HOME", "/root"),
@@ -488,20 +617,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.workers, 2);
-        assert_eq!(c.opentok.secret.as_deref(), Some("from-env"));
+        assert_eq!(
+            c.opentok.secret.as_deref(),
+            Some("from-env-secret-of-opentok")
+        );
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/mosaic"));
         assert!(c.allow_private_urls);
         assert_eq!(c.produce, vec![Product::Compose, Product::Repair]);
-        assert_eq!(c.liveswitch.secrets["app-1"], "s1");
-        assert_eq!(c.liveswitch.secrets["app-2"], "s2");
+        assert_eq!(c.liveswitch.secrets["app-1"], "s1-secret-of-app-one");
+        assert_eq!(c.liveswitch.secrets["app-2"], "s2-secret-of-app-two");
+        assert_eq!(c.notify[0].secret, NOTIFY_SECRET);
         assert_eq!(c.notify[0].url, "http://127.0.0.1:10/hook");
         assert_eq!(c.compose.size, "640x480");
         assert_eq!(c.lease_secs, 60);
     }
 
+    /// The documented example with every placeholder secret replaced, as an operator must.
+    fn example_with_secrets() -> Config {
+        Config::parse(
+            include_str!("../../docs/mosaic.toml"),
+            env(&[
+                ("MOSAIC_API_TOKEN", "a-token-of-this-operator"),
+                ("MOSAIC_OPENTOK_SECRET", "a-secret-of-this-operator"),
+                (
+                    "MOSAIC_LIVESWITCH_SECRETS_my-app-id",
+                    "a-secret-of-this-app",
+                ),
+                ("MOSAIC_ENABLEX_TOKEN", "an-enablex-token-of-ours"),
+                ("MOSAIC_NOTIFY_0_SECRET", NOTIFY_SECRET),
+            ]),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn the_documented_example_is_every_default() {
-        let example = Config::parse(include_str!("../../docs/mosaic.toml"), Vec::new()).unwrap();
+        let example = example_with_secrets();
         let defaults = Config::default();
         assert_eq!(example.listen, defaults.listen);
         assert_eq!(example.fetch.max_bytes, defaults.fetch.max_bytes);
@@ -510,6 +661,73 @@ mod tests {
         assert_eq!(example.notify_retry.cap_ms, defaults.notify_retry.cap_ms);
         assert_eq!(example.body_limit, defaults.body_limit);
         assert_eq!(example.retry_cap_ms, defaults.retry_cap_ms);
+        assert_eq!(example.retention_days, defaults.retention_days);
+        assert_eq!(example.http.max_connections, defaults.http.max_connections);
+        assert_eq!(
+            example.http.header_timeout_secs,
+            defaults.http.header_timeout_secs
+        );
+        assert_eq!(
+            example.http.body_timeout_secs,
+            defaults.http.body_timeout_secs
+        );
+        assert_eq!(
+            example.fetch.max_total_bytes,
+            defaults.fetch.max_total_bytes
+        );
+    }
+
+    #[test]
+    fn placeholder_short_and_empty_secrets_are_refused_by_key() {
+        let example = include_str!("../../docs/mosaic.toml");
+        let err = |e: &[(&str, &str)]| Config::parse(example, env(e)).unwrap_err().to_string();
+        // The example as it is: its first placeholder is named.
+        assert!(
+            err(&[]).contains("api_token: is the documented example"),
+            "{}",
+            err(&[])
+        );
+        let good: Vec<(&str, &str)> = vec![
+            ("MOSAIC_API_TOKEN", "a-token-of-this-operator"),
+            ("MOSAIC_OPENTOK_SECRET", "a-secret-of-this-operator"),
+            (
+                "MOSAIC_LIVESWITCH_SECRETS_my-app-id",
+                "a-secret-of-this-app",
+            ),
+            ("MOSAIC_ENABLEX_TOKEN", "an-enablex-token-of-ours"),
+            ("MOSAIC_NOTIFY_0_SECRET", NOTIFY_SECRET),
+        ];
+        for (i, (name, _)) in good.iter().enumerate() {
+            let key = match *name {
+                "MOSAIC_API_TOKEN" => "api_token".to_owned(),
+                "MOSAIC_OPENTOK_SECRET" => "opentok.secret".to_owned(),
+                "MOSAIC_LIVESWITCH_SECRETS_my-app-id" => {
+                    "liveswitch.secrets.\"my-app-id\"".to_owned()
+                }
+                "MOSAIC_ENABLEX_TOKEN" => "enablex.token".to_owned(),
+                _ => "notify[0].secret".to_owned(),
+            };
+            for (bad, why) in [
+                ("", "is empty"),
+                ("short-secret", "bytes long"),
+                ("whsec_c2hvcnQ=", "bytes long"),
+            ] {
+                if *name == "MOSAIC_NOTIFY_0_SECRET" && !bad.starts_with("whsec_") {
+                    continue; // not even a whsec_ secret: refused as such
+                }
+                let mut e = good.clone();
+                e[i].1 = bad;
+                let msg = err(&e);
+                assert!(
+                    msg.contains(&format!("{key}: ")) && msg.contains(why),
+                    "{name}={bad:?}: {msg}"
+                );
+            }
+        }
+        // The example's notify secret is a placeholder too.
+        let mut e = good.clone();
+        e[4].1 = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        assert!(err(&e).contains("notify[0].secret: is the documented example"));
     }
 
     #[test]

@@ -42,17 +42,19 @@ impl FetchError {
 pub struct Policy {
     pub limits: FetchConfig,
     pub allow_private: bool,
-    /// Store URLs inputs may be read from.
-    pub stores: Vec<String>,
     /// Delay between tries.
     pub backoff: Backoff,
 }
 
-/// True for an address on the public internet.
+/// True for an address on the public internet: not loopback, private, link-local,
+/// shared (CGNAT), benchmarking, documentation, multicast or reserved, and for IPv6 not an
+/// address that embeds an IPv4 one mosaic cannot check (NAT64 `64:ff9b::/96` and
+/// `64:ff9b:1::/48`, 6to4 `2002::/16`, Teredo `2001::/32`; the IPv4-mapped and -compatible
+/// forms are judged by their IPv4 address).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -61,55 +63,82 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b)) // shared address space
-                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
+                || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+                || (a == 192 && b == 0 && c == 2) // documentation
+                || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18.0.0/15
+                || (a == 198 && b == 51 && c == 100) // documentation
+                || (a == 203 && b == 0 && c == 113) // documentation
+                || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let first = s[0];
+            if s[..6] == [0; 6] {
+                // ::/96, IPv4-compatible (deprecated): ::1 and :: are caught below too.
+                return !v6.is_loopback()
+                    && !v6.is_unspecified()
+                    && is_public(IpAddr::V4(std::net::Ipv4Addr::new(
+                        (s[6] >> 8) as u8,
+                        s[6] as u8,
+                        (s[7] >> 8) as u8,
+                        s[7] as u8,
+                    )));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80) // link local
+                || (first & 0xffc0) == 0xfe80 // link local
+                || (first & 0xffc0) == 0xfec0 // site local (deprecated)
+                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 64:ff9b::/96 and 64:ff9b:1::/48
+                || first == 0x2002 // 6to4
+                || (first == 0x2001 && s[1] == 0) // Teredo 2001::/32
+                || (first == 0x2001 && s[1] == 0x0db8) // documentation
+                || (first == 0x0100 && s[1..4] == [0, 0, 0])) // discard-only 100::/64
         }
     }
 }
 
 /// Checks at intake that a URL may be fetched at all: `http`/`https` on a public address
-/// (unless private ones are allowed), or under a configured store.
-pub async fn check_url(from: &str, policy: &Policy) -> Result<(), FetchError> {
+/// (unless private ones are allowed), or under one of `stores` (those configured for the
+/// job's origin).
+pub async fn check_url(from: &str, policy: &Policy, stores: &[String]) -> Result<(), FetchError> {
     if from.starts_with("http://") || from.starts_with("https://") {
         let url = url::Url::parse(from)
             .map_err(|e| FetchError::fatal(format!("{:?} is not a URL: {e}", redact(from))))?;
         resolve(&url, policy.allow_private).await.map(|_| ())
-    } else if policy
-        .stores
-        .iter()
-        .any(|s| from.starts_with(&format!("{}/", s.trim_end_matches('/'))))
-    {
+    } else if super::store::under_store(from, stores).is_ok() {
         Ok(())
     } else {
         Err(FetchError::fatal(format!(
-            "{:?} is neither http(s) nor under a configured store",
+            "{:?} is neither http(s) nor under a store configured for this source",
             redact(from)
         )))
     }
 }
 
-/// Downloads `f` into `dest`, with the policy's tries. Gives the size.
-pub async fn fetch(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, FetchError> {
+/// Downloads `f` into `dest`, with the policy's tries, at most `budget` bytes (what is left
+/// of the job's total) and the per-file limit. Gives the size.
+pub async fn fetch(
+    f: &Fetch,
+    dest: &Path,
+    policy: &Policy,
+    stores: &[String],
+    budget: u64,
+) -> Result<u64, FetchError> {
     let partial = dest.with_extension("partial");
     let mut attempt = 0;
     let result = loop {
         attempt += 1;
+        let max = policy.limits.max_bytes.min(budget);
         let got = if f.from.starts_with("http://") || f.from.starts_with("https://") {
-            http_once(f, &partial, policy).await
+            http_once(f, &partial, policy, max).await
         } else {
-            super::store::read_to_file(&f.from, &policy.stores, &partial, policy.limits.max_bytes)
-                .await
+            super::store::read_to_file(&f.from, stores, &partial, max).await
         };
         match got {
             Err(e) if e.retry && attempt < policy.limits.tries.max(1) => {
@@ -142,9 +171,24 @@ pub async fn fetch(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, Fetch
     Ok(size)
 }
 
-/// A URL without its query (pre-signed URLs carry credentials there).
-pub fn redact(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
+/// A URL as it may be shown (logs, errors, the API, pages, notifications): without its
+/// query and fragment (pre-signed URLs carry credentials there) and without a user name or
+/// password before the host.
+pub fn redact(url: &str) -> String {
+    let bare = url.split(['?', '#']).next().unwrap_or(url);
+    match bare.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => bare.to_owned(),
+    }
+}
+
+/// A download error's text without the URL reqwest puts in it (which holds the query).
+fn network_error(shown: &str, e: reqwest::Error) -> FetchError {
+    FetchError::retry(format!("{shown}: {}", e.without_url()))
 }
 
 /// The addresses a URL's host may be fetched from, or why not.
@@ -170,7 +214,7 @@ async fn resolve(url: &url::Url, allow_private: bool) -> Result<Vec<SocketAddr>,
     Ok(addrs)
 }
 
-async fn http_once(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, FetchError> {
+async fn http_once(f: &Fetch, dest: &Path, policy: &Policy, max: u64) -> Result<u64, FetchError> {
     let limits = &policy.limits;
     let mut url = url::Url::parse(&f.from)
         .map_err(|e| FetchError::fatal(format!("{:?} is not a URL: {e}", redact(&f.from))))?;
@@ -189,13 +233,14 @@ async fn http_once(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, Fetch
             .connect_timeout(Duration::from_secs(limits.connect_timeout_secs))
             .read_timeout(Duration::from_secs(limits.read_timeout_secs))
             .resolve_to_addrs(&host, &addrs)
+            .no_proxy()
             .build()
             .map_err(|e| FetchError::fatal(format!("HTTP client: {e}")))?;
         let r = client
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| FetchError::retry(format!("{}: {e}", redact(url.as_str()))))?;
+            .map_err(|e| network_error(&redact(url.as_str()), e))?;
         if r.status().is_redirection() {
             let next = r
                 .headers()
@@ -213,7 +258,7 @@ async fn http_once(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, Fetch
         return Err(FetchError::fatal("more than 5 redirects"));
     };
     let status = r.status();
-    let shown = redact(url.as_str()).to_owned();
+    let shown = redact(url.as_str());
     if !status.is_success() {
         let code = status.as_u16();
         return Err(if f.expires && matches!(code, 403 | 404 | 410) {
@@ -227,7 +272,7 @@ async fn http_once(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, Fetch
             FetchError::fatal(format!("{shown}: {status}"))
         });
     }
-    let max = limits.max_bytes.min(f.size.unwrap_or(u64::MAX));
+    let max = max.min(f.size.unwrap_or(u64::MAX));
     if let Some(len) = r.content_length()
         && len > max
     {
@@ -235,7 +280,11 @@ async fn http_once(f: &Fetch, dest: &Path, policy: &Policy) -> Result<u64, Fetch
             "{shown} is {len} bytes, over the limit of {max}"
         )));
     }
-    save_stream(r.bytes_stream(), dest, max, &shown).await
+    use futures_util::StreamExt;
+    let chunks = r
+        .bytes_stream()
+        .map(|c| c.map_err(reqwest::Error::without_url));
+    save_stream(chunks, dest, max, &shown).await
 }
 
 /// Writes a stream of chunks to `dest`, at most `max` bytes; gives the size.
@@ -255,7 +304,8 @@ pub(super) async fn save_stream<E: std::fmt::Display>(
         total += chunk.len() as u64;
         if total > max {
             return Err(FetchError::fatal(format!(
-                "{shown} is more than {max} bytes (the limit or the announced size)"
+                "{shown} is more than {max} bytes (the per-file limit, what is left of the \
+                 job's total download limit, or the announced size)"
             )));
         }
         out.write_all(&chunk).await.map_err(write_error)?;

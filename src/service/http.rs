@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::intake::{self, Decision, Malformed};
 use super::job::{Fetch, JobSpec, Origin};
-use super::queue::{Kind, NewJob};
+use super::queue::{Enqueued, Kind, NewJob, SpentToken};
 use super::verify::{self, Refused};
 use super::worker::{Shared, now_ms};
 use super::{config::ComposeConfig, config::Product, page};
@@ -98,24 +98,45 @@ fn bad_request(shared: &Shared, source: &str, e: Malformed) -> Response {
     answer(StatusCode::BAD_REQUEST, json!({"error": e.0}))
 }
 
+/// 503, with the database's own text in the log only: callers (signed or not) learn that
+/// the queue is unavailable and to try again, nothing about the database.
 fn unavailable(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "queue unavailable");
-    answer(
+    let mut r = answer(
         StatusCode::SERVICE_UNAVAILABLE,
-        json!({"error": format!("the queue is unavailable: {e}")}),
-    )
+        json!({"error": "the queue is unavailable; try again later"}),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    r
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Stores what a verified hook asks for and answers.
-async fn decide(shared: &Shared, source: &str, decision: Decision, body: &[u8]) -> Response {
+/// Stores what a verified hook asks for, spending its token (if it carried one) in the same
+/// transaction, and answers.
+async fn decide(
+    shared: &Shared,
+    source: &str,
+    decision: Decision,
+    body: &[u8],
+    token: Option<SpentToken>,
+) -> Response {
+    let replay = |shared: &Shared, jti: &str| {
+        unauthorized(
+            shared,
+            source,
+            Refused(format!("token {jti} was already used (a replay)")),
+        )
+    };
+    let jti = token.as_ref().map(|t| t.jti.clone()).unwrap_or_default();
     match decision {
         Decision::Enqueue { key, spec } => {
+            let stores = shared.config.stores_for(spec.origin);
             for f in &spec.fetch {
-                match super::fetch::check_url(&f.from, &shared.policy).await {
+                match super::fetch::check_url(&f.from, &shared.policy, &stores).await {
                     Err(e) if !e.retry => {
                         return bad_request(shared, source, Malformed(e.message));
                     }
@@ -128,13 +149,14 @@ async fn decide(shared: &Shared, source: &str, decision: Decision, body: &[u8]) 
                 source: source.into(),
                 summary: spec.summary.clone(),
                 payload: serde_json::to_string(&spec).unwrap_or_default(),
-                run_at_ms: now_ms(),
+                run_after_ms: 0,
                 max_attempts: shared.config.max_attempts,
-                deadline_ms: None,
+                deadline_after_ms: None,
                 parent: None,
             };
-            match shared.queue.enqueue(job).await {
-                Ok((id, created)) => {
+            match shared.queue.enqueue(job, token).await {
+                Ok(Enqueued::Replay) => replay(shared, &jti),
+                Ok(Enqueued::Job { id, new: created }) => {
                     let result = if created { "accepted" } else { "duplicate" };
                     shared.metrics.intake(source, result);
                     tracing::info!(job = %id, source, result, "hook");
@@ -154,10 +176,12 @@ async fn decide(shared: &Shared, source: &str, decision: Decision, body: &[u8]) 
             let text = String::from_utf8_lossy(body);
             let stored = shared
                 .queue
-                .record_event(source, &kind, events_key.as_deref(), &text, now_ms())
+                .record_event(source, &kind, events_key.as_deref(), &text, token)
                 .await;
-            if let Err(e) = stored {
-                return unavailable(e);
+            match stored {
+                Ok(true) => {}
+                Ok(false) => return replay(shared, &jti),
+                Err(e) => return unavailable(e),
             }
             shared.metrics.intake(source, "recorded");
             answer(StatusCode::OK, json!({"recorded": kind, "note": reason}))
@@ -167,38 +191,26 @@ async fn decide(shared: &Shared, source: &str, decision: Decision, body: &[u8]) 
 
 async fn opentok_hook(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Response {
     let cfg = &shared.config.opentok;
-    let now = now_ms();
     let signed = match verify::opentok(
         header_str(&headers, "authorization"),
         &body,
         cfg.secret.as_deref(),
         cfg.allow_unsigned,
-        now / 1000,
+        now_ms(),
     ) {
         Ok(s) => s,
         Err(e) => return unauthorized(&shared, "opentok", e),
     };
-    if let Some(jti) = &signed.jti {
-        match shared
-            .queue
-            .remember_token(jti, signed.remember_until_s * 1000, now)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                return unauthorized(
-                    &shared,
-                    "opentok",
-                    Refused(format!("token {jti} was already used (a replay)")),
-                );
-            }
-            Err(e) => return unavailable(e),
-        }
-    }
+    // The token is spent with what the call stores, not before: a call answered 503 can be
+    // sent again with the same token.
+    let token = signed.jti.map(|jti| SpentToken {
+        jti,
+        until_ms: signed.remember_until_ms,
+    });
     let decision =
         intake::json_object(&body).and_then(|obj| intake::opentok(&obj, cfg.storage.as_deref()));
     match decision {
-        Ok(d) => decide(&shared, "opentok", d, &body).await,
+        Ok(d) => decide(&shared, "opentok", d, &body, token).await,
         Err(e) => bad_request(&shared, "opentok", e),
     }
 }
@@ -218,8 +230,10 @@ async fn liveswitch_hook(State(shared): AppState, headers: HeaderMap, body: Byte
     ) {
         return unauthorized(&shared, "liveswitch", e);
     }
-    match intake::liveswitch(&obj) {
-        Ok(d) => decide(&shared, "liveswitch", d, &body).await,
+    // Verified with that application's secret: the application is the tenant.
+    let app = app.unwrap_or_default();
+    match intake::liveswitch(&obj, &app) {
+        Ok(d) => decide(&shared, "liveswitch", d, &body, None).await,
         Err(e) => bad_request(&shared, "liveswitch", e),
     }
 }
@@ -239,7 +253,7 @@ async fn enablex_hook(
     }
     let decision = intake::json_object(&body).and_then(|obj| intake::enablex(&obj, &body));
     match decision {
-        Ok(d) => decide(&shared, "enablex", d, &body).await,
+        Ok(d) => decide(&shared, "enablex", d, &body, None).await,
         Err(e) => bad_request(&shared, "enablex", e),
     }
 }
@@ -253,6 +267,11 @@ async fn require_token(
     next: Next,
 ) -> Response {
     match api_auth(&shared, request.headers(), &query) {
+        // The page opened with ?token=: a session cookie instead, and the token out of the
+        // address bar (and the browser's history).
+        Ok(()) if request.uri().path() == "/" && query.contains_key("token") => {
+            start_session(&shared, request.headers())
+        }
         Ok(()) => next.run(request).await,
         Err(e) if request.uri().path() == "/" => (
             StatusCode::UNAUTHORIZED,
@@ -264,20 +283,56 @@ async fn require_token(
     }
 }
 
-/// The API token from `Authorization: Bearer`, `?token=` or the page's cookie.
+/// The session cookie's name.
+const SESSION_COOKIE: &str = "mosaic_session";
+
+/// The API token from `Authorization: Bearer` or `?token=`, or a valid session cookie.
 fn api_auth(
     shared: &Shared,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> Result<(), Refused> {
     let bearer = header_str(headers, "authorization").and_then(|h| h.strip_prefix("Bearer "));
-    let cookie = header_str(headers, "cookie").and_then(|c| {
-        c.split(';')
-            .filter_map(|p| p.trim().strip_prefix("mosaic_token="))
+    let expected = shared.config.api_token.as_deref();
+    if let (Some(token), None, None) = (expected, bearer, query.get("token")) {
+        let session = header_str(headers, "cookie").and_then(|c| {
+            c.split(';')
+                .filter_map(|p| p.trim().strip_prefix(&format!("{SESSION_COOKIE}=")))
+                .next()
+        });
+        if session.is_some_and(|s| verify::session_valid(s, token, now_ms() / 1000)) {
+            return Ok(());
+        }
+    }
+    verify::token(bearer.or(query.get("token").map(String::as_str)), expected)
+}
+
+/// Whether the client reached us over TLS: directly (never, today) or through a proxy that
+/// says so.
+fn over_tls(headers: &HeaderMap) -> bool {
+    header_str(headers, "x-forwarded-proto").is_some_and(|p| {
+        p.split(',')
             .next()
-    });
-    let given = bearer.or(query.get("token").map(String::as_str)).or(cookie);
-    verify::token(given, shared.config.api_token.as_deref())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+    })
+}
+
+/// A new page session: its cookie (`Secure` over TLS), and a redirect to the page without
+/// the token in its address.
+fn start_session(shared: &Shared, headers: &HeaderMap) -> Response {
+    let token = shared.config.api_token.as_deref().unwrap_or_default();
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let value = verify::session_value(token, now_ms() / 1000, &nonce);
+    let secure = if over_tls(headers) { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        verify::SESSION_S
+    );
+    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    if let Ok(v) = cookie.parse() {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
 }
 
 /// A direct request: `{"url": "...", "key"?: "...", "produce"?: [...], "compose"?: {...}}`.
@@ -310,7 +365,7 @@ async fn create_job(State(shared): AppState, body: Bytes) -> Response {
     }
     let spec = JobSpec {
         origin: Origin::Api,
-        summary: super::fetch::redact(&req.url).to_owned(),
+        summary: super::fetch::redact(&req.url),
         fetch: vec![Fetch {
             from: req.url.clone(),
             to: "input.zip".into(),
@@ -323,19 +378,21 @@ async fn create_job(State(shared): AppState, body: Bytes) -> Response {
         open: "input.zip".into(),
         produce: req.produce,
         compose: req.compose,
+        // An idempotency key names the output (through the gate); without one, the job id.
+        output: req
+            .key
+            .as_deref()
+            .map(|k| format!("api/{}", crate::names::plain_name(k))),
     };
-    let key = req.key.map(|k| format!("api:{k}"));
-    let decision = match key {
-        Some(key) => Decision::Enqueue {
-            key,
-            spec: Box::new(spec),
-        },
-        None => Decision::Enqueue {
-            key: format!("api:{}", uuid::Uuid::new_v4().simple()),
-            spec: Box::new(spec),
-        },
+    let key = req
+        .key
+        .map(|k| format!("api:{k}"))
+        .unwrap_or_else(|| format!("api:{}", uuid::Uuid::new_v4().simple()));
+    let decision = Decision::Enqueue {
+        key,
+        spec: Box::new(spec),
     };
-    decide(&shared, "api", decision, &body).await
+    decide(&shared, "api", decision, &body, None).await
 }
 
 async fn list_jobs(State(shared): AppState) -> Response {
@@ -364,25 +421,16 @@ async fn timeline(State(shared): AppState, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn jobs_page(
-    State(shared): AppState,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+async fn jobs_page(State(shared): AppState) -> Response {
     let jobs = match shared.queue.list(Kind::Process, 200).await {
         Ok(j) => j,
         Err(e) => return unavailable(e),
     };
-    let mut response = (
+    (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         page::render(&jobs, now_ms()),
     )
-        .into_response();
-    if let Some(token) = query.get("token")
-        && let Ok(v) = format!("mosaic_token={token}; HttpOnly; SameSite=Strict; Path=/").parse()
-    {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    response
+        .into_response()
 }
 
 async fn healthz(State(shared): AppState) -> Response {

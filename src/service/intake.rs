@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::job::{Fetch, JobSpec, Origin, PendingUrl};
+use crate::names::{is_plain, plain_name};
 use crate::source::liveswitch::event as ls_event;
-use crate::source::media::unsafe_plain_name;
 
 /// What to do with a webhook.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,30 +53,41 @@ fn field(obj: &Map<String, Value>, key: &str) -> Result<String, Malformed> {
         .ok_or_else(|| Malformed(format!("{key}: missing or not a string")))
 }
 
-/// A key safe to put in a path: no separators, no dots alone.
+/// An identifier that becomes part of a store path as it is (an uploaded archive's
+/// `<partnerId>/<archiveId>`): it must already be a plain name, or the call is refused.
 fn plain(what: &str, value: String) -> Result<String, Malformed> {
-    match unsafe_plain_name(&value) {
-        Some(why) => malformed(format!("{what} {value:?} {why}")),
-        None => Ok(value),
+    if is_plain(&value) {
+        Ok(value)
+    } else {
+        malformed(format!(
+            "{what} {value:?} is not a plain name ([A-Za-z0-9._-], no leading dot)"
+        ))
     }
 }
 
-/// An OpenTok archive status callback. `storage` is `opentok.storage`.
+/// An OpenTok archive status callback. `storage` is `opentok.storage`. The tenant is the
+/// partner (API key) the callback names; its key is `opentok:<partner>:<archive>:<status>`
+/// and the output `opentok/<archive>`.
 pub fn opentok(obj: &Map<String, Value>, storage: Option<&str>) -> Result<Decision, Malformed> {
+    let partner_of = || obj.get("partnerId").and_then(text).unwrap_or_default();
     if let Some(event) = obj.get("event").and_then(Value::as_str)
         && event != "archive"
     {
         return Ok(Decision::Record {
             kind: format!("opentok {event}"),
-            events_key: obj.get("sessionId").and_then(text),
+            events_key: obj
+                .get("sessionId")
+                .and_then(text)
+                .map(|s| format!("{}/{s}", partner_of())),
             reason: "not an archive event".into(),
         });
     }
-    let id = plain("id", field(obj, "id")?)?;
+    let id = field(obj, "id")?;
+    let partner = partner_of();
     let status = field(obj, "status")?;
     let record = |reason: String| Decision::Record {
         kind: format!("opentok archive {status}"),
-        events_key: Some(id.clone()),
+        events_key: Some(format!("{partner}/{id}")),
         reason,
     };
     let size = obj.get("size").and_then(Value::as_u64).filter(|&s| s > 0);
@@ -92,6 +103,7 @@ pub fn opentok(obj: &Map<String, Value>, storage: Option<&str>) -> Result<Decisi
         }
         "uploaded" => {
             let partner = plain("partnerId", field(obj, "partnerId")?)?;
+            let id = plain("id", id.clone())?;
             let Some(storage) = storage else {
                 return Ok(record(
                     "opentok.storage is not configured, so an uploaded archive cannot be read"
@@ -111,7 +123,7 @@ pub fn opentok(obj: &Map<String, Value>, storage: Option<&str>) -> Result<Decisi
         _ => return Ok(record(format!("status {status:?} needs no work"))),
     };
     Ok(Decision::Enqueue {
-        key: format!("opentok:{id}:{status}"),
+        key: format!("opentok:{partner}:{id}:{status}"),
         spec: Box::new(JobSpec {
             origin: Origin::Opentok,
             summary: format!("archive {id} ({status})"),
@@ -122,6 +134,7 @@ pub fn opentok(obj: &Map<String, Value>, storage: Option<&str>) -> Result<Decisi
             open: "archive.zip".into(),
             produce: None,
             compose: None,
+            output: Some(format!("opentok/{}", plain_name(&id))),
         }),
     })
 }
@@ -154,19 +167,22 @@ fn channel_recording_key(obj: &Map<String, Value>) -> Option<String> {
         .and_then(|c| c.get("channelRecordingId"))
         .and_then(text);
     from_connection.or_else(|| {
-        Some(format!(
-            "{}/{}/{}",
-            ch.get("applicationId").and_then(text)?,
-            ch.get("channelId").and_then(text)?,
-            ch.get("startTimestamp").and_then(text)?
-        ))
+        let start = ch.get("startTimestamp").and_then(text)?;
+        let start = crate::source::time::parse_iso_ms(&start)
+            .map(crate::source::time::compact_utc)
+            .unwrap_or(start);
+        Some(format!("{}-{start}", ch.get("channelId").and_then(text)?))
     })
 }
 
-/// A LiveSwitch webhook.
-pub fn liveswitch(obj: &Map<String, Value>) -> Result<Decision, Malformed> {
+/// A LiveSwitch webhook, verified as `app`'s: the application is the tenant. Its events are
+/// kept under `<app>/<channel recording>`, its job's key is
+/// `liveswitch:<app>:<channel recording>` and its output
+/// `liveswitch/<app>/<channel recording>`, so one application can neither claim another's
+/// key nor supply its URLs nor write over its outputs.
+pub fn liveswitch(obj: &Map<String, Value>, app: &str) -> Result<Decision, Malformed> {
     let kind = field(obj, "type")?;
-    let key = channel_recording_key(obj);
+    let key = channel_recording_key(obj).map(|k| format!("{app}/{k}"));
     if kind != "connection.recordings.ready" {
         let reason = if ls_event::EVENT_TYPES.contains(&kind.as_str()) {
             "kept: its URLs complete the channel recording's job"
@@ -179,9 +195,10 @@ pub fn liveswitch(obj: &Map<String, Value>) -> Result<Decision, Malformed> {
             reason: reason.into(),
         });
     }
-    let Some(key) = key else {
+    let Some(events_key) = key else {
         return malformed("channelRecording: missing");
     };
+    let recording = &events_key[app.len() + 1..];
     let mut event = Value::Object(obj.clone());
     let Some(Value::Array(connections)) = event.get_mut("connectionRecordings") else {
         return malformed("connectionRecordings: missing or not an array");
@@ -192,7 +209,8 @@ pub fn liveswitch(obj: &Map<String, Value>) -> Result<Decision, Malformed> {
         let Some(c) = c.as_object_mut() else {
             return malformed(format!("connectionRecordings[{i}]: not an object"));
         };
-        let id = plain("connectionId", field(c, "connectionId")?)?;
+        let id = field(c, "connectionId")?;
+        let file = plain_name(&id);
         for (kind, ext) in [("audio", "mka"), ("video", "mkv")] {
             let has = c
                 .get(&format!("has{}", capitalised(kind)))
@@ -201,7 +219,7 @@ pub fn liveswitch(obj: &Map<String, Value>) -> Result<Decision, Malformed> {
             if has == Some(false) || (has.is_none() && url.is_none()) {
                 continue;
             }
-            let to = format!("{id}.{ext}");
+            let to = format!("{file}.{ext}");
             c.insert(format!("{kind}FileName"), Value::String(to.clone()));
             let size = c.get(&format!("{kind}FileSize")).and_then(Value::as_u64);
             match url {
@@ -230,13 +248,18 @@ pub fn liveswitch(obj: &Map<String, Value>) -> Result<Decision, Malformed> {
     })
     .map_err(|e| Malformed(e.to_string()))?;
     Ok(Decision::Enqueue {
-        key: format!("liveswitch:{key}"),
+        key: format!("liveswitch:{app}:{recording}"),
         spec: Box::new(JobSpec {
             origin: Origin::Liveswitch,
-            summary: format!("channel recording {key}"),
+            summary: format!("channel recording {recording} of {app}"),
             fetch,
             pending,
-            events_key: Some(key),
+            output: Some(format!(
+                "liveswitch/{}/{}",
+                plain_name(app),
+                plain_name(recording)
+            )),
+            events_key: Some(events_key),
             descriptor: Some(("event.json".into(), event)),
             open: "event.json".into(),
             produce: None,
@@ -280,8 +303,15 @@ pub fn enablex(obj: &Map<String, Value>, raw: &[u8]) -> Result<Decision, Malform
     if urls.len() != n.files.len() {
         return malformed("recording: every entry must be a URL");
     }
-    let room = plain("room_id", n.room_id.clone())?;
-    let conf = plain("conf_num", n.conf_num.clone())?;
+    let (room, conf) = (&n.room_id, &n.conf_num);
+    // Each file gets its name through the gate; the notification kept for the source names
+    // the files by those names (its URLs are not needed once the files are here).
+    let names: Vec<String> = n.files.iter().map(|f| plain_name(f)).collect();
+    let mut descriptor = obj.clone();
+    descriptor.insert(
+        "recording".into(),
+        Value::Array(names.iter().cloned().map(Value::String).collect()),
+    );
     Ok(Decision::Enqueue {
         key: format!("enablex:{room}:{conf}"),
         spec: Box::new(JobSpec {
@@ -289,7 +319,7 @@ pub fn enablex(obj: &Map<String, Value>, raw: &[u8]) -> Result<Decision, Malform
             summary: format!("room {room}, conference {conf}"),
             fetch: urls
                 .into_iter()
-                .zip(n.files)
+                .zip(names)
                 .map(|(from, to)| Fetch {
                     from,
                     to,
@@ -299,10 +329,11 @@ pub fn enablex(obj: &Map<String, Value>, raw: &[u8]) -> Result<Decision, Malform
                 .collect(),
             pending: Vec::new(),
             events_key: None,
-            descriptor: Some(("notification.json".into(), Value::Object(obj.clone()))),
+            descriptor: Some(("notification.json".into(), Value::Object(descriptor))),
             open: "notification.json".into(),
             produce: None,
             compose: None,
+            output: Some(format!("enablex/{}", crate::names::joined(room, conf))),
         }),
     })
 }
@@ -324,7 +355,8 @@ mod tests {
         let Decision::Enqueue { key, spec } = opentok(&available, None).unwrap() else {
             panic!()
         };
-        assert_eq!(key, "opentok:b40ef09b:available");
+        assert_eq!(key, "opentok:123456:b40ef09b:available");
+        assert_eq!(spec.output.as_deref(), Some("opentok/b40ef09b"));
         assert_eq!(spec.fetch[0].size, Some(1000));
         assert!(spec.fetch[0].expires);
         let mut uploaded = available.clone();
@@ -343,9 +375,23 @@ mod tests {
             opentok(&stopped, None).unwrap(),
             Decision::Record { .. }
         ));
+        // A hostile id names no path: its output goes through the gate, and an uploaded
+        // archive's store path takes plain ids only (`%2F` would be decoded to a folder).
         let mut hostile = available.clone();
         hostile.insert("id".into(), "../x".into());
-        assert!(opentok(&hostile, None).is_err());
+        let Decision::Enqueue { spec, .. } = opentok(&hostile, None).unwrap() else {
+            panic!()
+        };
+        let out = spec.output.unwrap();
+        assert!(
+            out.starts_with("opentok/x-h") && !out.contains(".."),
+            "{out}"
+        );
+        for (k, v) in [("id", "a%2F..%2Fb"), ("partnerId", "1&x=2"), ("id", "..")] {
+            let mut up = uploaded.clone();
+            up.insert(k.into(), v.into());
+            assert!(opentok(&up, Some("file:///s/")).is_err(), "{k}={v}");
+        }
         assert!(json_object(b"[1]").is_err());
         assert!(json_object(b"{").is_err());
     }
@@ -367,10 +413,12 @@ mod tests {
             liveswitch_application_id(&obj(v.clone())).as_deref(),
             Some("app")
         );
-        let Decision::Enqueue { key, spec } = liveswitch(&obj(v.clone())).unwrap() else {
+        let Decision::Enqueue { key, spec } = liveswitch(&obj(v.clone()), "app").unwrap() else {
             panic!()
         };
-        assert_eq!(key, "liveswitch:rec-1");
+        assert_eq!(key, "liveswitch:app:rec-1");
+        assert_eq!(spec.events_key.as_deref(), Some("app/rec-1"));
+        assert_eq!(spec.output.as_deref(), Some("liveswitch/app/rec-1"));
         assert_eq!(spec.fetch[0].to, "c1.mka");
         assert_eq!(spec.pending[0].to, "c1.mkv");
         let event = &spec.descriptor.as_ref().unwrap().1;
@@ -382,5 +430,19 @@ mod tests {
             Some("http://h/v")
         );
         assert_eq!(liveswitch_url(&audio_ready, "c2", "video"), None);
+        // Another application's event for the same recording id: another key, other events.
+        let Decision::Enqueue { key, spec } = liveswitch(&obj(v.clone()), "other").unwrap() else {
+            panic!()
+        };
+        assert_eq!(key, "liveswitch:other:rec-1");
+        assert_eq!(spec.events_key.as_deref(), Some("other/rec-1"));
+        // A hostile connection id becomes a plain file name.
+        let mut hostile = v.clone();
+        hostile["connectionRecordings"][0]["connectionId"] = "../../c1".into();
+        let Decision::Enqueue { spec, .. } = liveswitch(&obj(hostile), "app").unwrap() else {
+            panic!()
+        };
+        assert!(spec.fetch[0].to.starts_with("c1-h") && spec.fetch[0].to.ends_with(".mka"));
+        assert_eq!(spec.pending[0].connection_id, "../../c1");
     }
 }

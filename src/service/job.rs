@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::config::{ComposeConfig, Product};
+use crate::source::SourceKind;
 
 /// The platform (or caller) a job came from; also the output's folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +24,17 @@ impl Origin {
             Origin::Liveswitch => "liveswitch",
             Origin::Enablex => "enablex",
             Origin::Api => "api",
+        }
+    }
+
+    /// The platform whose recording the job's input is: decided by the webhook (or API
+    /// call) that made the job, never by what the download holds. The API takes OpenTok
+    /// archives.
+    pub fn source_kind(self) -> SourceKind {
+        match self {
+            Origin::Opentok | Origin::Api => SourceKind::Opentok,
+            Origin::Liveswitch => SourceKind::Liveswitch,
+            Origin::Enablex => SourceKind::Enablex,
         }
     }
 }
@@ -74,6 +86,13 @@ pub struct JobSpec {
     /// Compose options, when not the configuration's `[compose]`.
     #[serde(default)]
     pub compose: Option<ComposeConfig>,
+    /// Where the outputs go in the output store, decided at intake from the identifiers the
+    /// verified webhook gave, each through the gate ([`crate::names`]): `opentok/<archive>`,
+    /// `liveswitch/<application>/<channel recording>`, `enablex/<room>-<conference>`,
+    /// `api/<key or job>`. A composite is `<output>.<ext>`, repaired files `<output>/<name>`.
+    /// (Jobs stored before it existed: `<origin>/<job id>`.)
+    #[serde(default)]
+    pub output: Option<String>,
 }
 
 /// One delivered output, as the API and the notification give it.

@@ -5,14 +5,18 @@
 //! PostgreSQL for many workers) → a [`worker`] claims it under a lease → [`process`]
 //! fetches the files ([`fetch`], [`store`]), composes or repairs them, delivers the outputs
 //! to the output store → [`notify`] tells every configured endpoint, signed and retried.
-//! [`config`], [`intake`], [`verify`], [`backoff`], [`job`] and [`page`] are pure.
+//! [`config`], [`intake`], [`verify`], [`backoff`], [`job`] and [`page`] are pure;
+//! [`listen`] serves connections with limits against slow clients; [`fault`] holds the
+//! debug builds' test-only crash switch.
 
 pub mod backoff;
 pub mod config;
+pub mod fault;
 pub mod fetch;
 pub mod http;
 pub mod intake;
 pub mod job;
+pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod page;
@@ -68,12 +72,9 @@ pub async fn connect(config: Config) -> Result<Arc<Shared>, ServiceError> {
     sweep_work(&config.data_dir.join("work"));
     let queue = SqlQueue::open(&queue_url(&config), (config.workers as u32 + 8).max(8)).await?;
     let output = store::Location::parse(&config.output).map_err(ServiceError::Output)?;
-    let mut stores: Vec<String> = config.input_stores.clone();
-    stores.extend(config.opentok.storage.clone());
     let policy = fetch::Policy {
         limits: config.fetch.clone(),
         allow_private: config.allow_private_urls,
-        stores,
         backoff: backoff::Backoff {
             base_ms: 500,
             cap_ms: 10_000,
@@ -81,6 +82,7 @@ pub async fn connect(config: Config) -> Result<Arc<Shared>, ServiceError> {
     };
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
+        .no_proxy()
         .build()
         .map_err(|e| ServiceError::Config(format!("HTTP client: {e}")))?;
     Ok(Arc::new(Shared {
@@ -124,13 +126,11 @@ pub async fn serve(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Result<(
     let local = listener.local_addr()?;
     tracing::info!(listen = %local, owner = %shared.owner, "serving");
     let workers = tokio::spawn(worker::run(shared.clone(), stop.clone()));
-    let mut wait = stop.clone();
-    axum::serve(listener, http::router(shared))
-        .with_graceful_shutdown(async move {
-            let _ = wait.wait_for(|s| *s).await;
-        })
-        .await?;
+    let pruner = tokio::spawn(worker::prune_loop(shared.clone(), stop.clone()));
+    let limits = shared.config.http.clone();
+    listen::serve(listener, http::router(shared), &limits, stop).await;
     let _ = workers.await;
+    let _ = pruner.await;
     Ok(())
 }
 
@@ -142,6 +142,8 @@ pub async fn work(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Result<()
         ));
     }
     tracing::info!(owner = %shared.owner, workers = shared.config.workers, "working");
+    let pruner = tokio::spawn(worker::prune_loop(shared.clone(), stop.clone()));
     worker::run(shared, stop).await;
+    let _ = pruner.await;
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::config::Config;
 use super::job::NotifySpec;
 use super::process::Failure;
 use super::queue::{JobRow, Kind, NewJob, Outcome};
@@ -34,40 +35,42 @@ pub fn body(job: &JobRow, outcome: &Outcome, now_ms: i64) -> Option<String> {
     )
 }
 
-/// Queues one notification per target for a finished job.
-pub async fn enqueue_for(shared: &Shared, job: &JobRow, outcome: &Outcome) {
-    let now = now_ms();
-    let Some(body) = body(job, outcome, now) else {
-        return;
+/// One notification job per `[[notify]]` target for a job's outcome (none for a retry), to
+/// be stored with the outcome in one transaction.
+pub fn for_outcome(config: &Config, job: &JobRow, outcome: &Outcome) -> Vec<NewJob> {
+    let Some(body) = body(job, outcome, now_ms()) else {
+        return Vec::new();
     };
     let kind = if matches!(outcome, Outcome::Succeeded { .. }) {
         "succeeded"
     } else {
         "failed"
     };
-    for (target, n) in shared.config.notify.iter().enumerate() {
-        let message_id = format!("msg_{}_{target}_{kind}", job.id);
-        let spec = NotifySpec {
-            target,
-            url: n.url.clone(),
-            message_id: message_id.clone(),
-            body: body.clone(),
-        };
-        let new = NewJob {
-            kind: Kind::Notify,
-            key: Some(message_id),
-            source: job.source.clone(),
-            summary: format!("{kind} → {}", n.url),
-            payload: serde_json::to_string(&spec).unwrap_or_default(),
-            run_at_ms: now,
-            max_attempts: u32::MAX >> 1,
-            deadline_ms: Some(now + shared.config.notify_retry.max_age_secs as i64 * 1000),
-            parent: Some(job.id.clone()),
-        };
-        if let Err(e) = shared.queue.enqueue(new).await {
-            tracing::error!(error = %e, url = %n.url, "cannot queue the notification");
-        }
-    }
+    config
+        .notify
+        .iter()
+        .enumerate()
+        .map(|(target, n)| {
+            let message_id = format!("msg_{}_{target}_{kind}", job.id);
+            let spec = NotifySpec {
+                target,
+                url: n.url.clone(),
+                message_id: message_id.clone(),
+                body: body.clone(),
+            };
+            NewJob {
+                kind: Kind::Notify,
+                key: Some(message_id),
+                source: job.source.clone(),
+                summary: format!("{kind} → {}", super::fetch::redact(&n.url)),
+                payload: serde_json::to_string(&spec).unwrap_or_default(),
+                run_after_ms: 0,
+                max_attempts: u32::MAX >> 1,
+                deadline_after_ms: Some(config.notify_retry.max_age_secs as i64 * 1000),
+                parent: Some(job.id.clone()),
+            }
+        })
+        .collect()
 }
 
 /// Sends one notification; any answer but 2xx is retried.
@@ -97,12 +100,16 @@ pub async fn send(shared: &Shared, job: &JobRow) -> Result<Vec<super::job::Deliv
         .body(spec.body.clone())
         .send()
         .await
-        .map_err(|e| Failure::Retry(format!("POST {}: {e}", spec.url)))?;
+        .map_err(|e| {
+            let shown = super::fetch::redact(&spec.url);
+            Failure::Retry(format!("POST {shown}: {}", e.without_url()))
+        })?;
     let status = response.status();
+    let shown = super::fetch::redact(&spec.url);
     if status.is_success() {
-        tracing::info!(url = %spec.url, status = status.as_u16(), "notified");
+        tracing::info!(url = %shown, status = status.as_u16(), "notified");
         Ok(Vec::new())
     } else {
-        Err(Failure::Retry(format!("POST {}: {status}", spec.url)))
+        Err(Failure::Retry(format!("POST {shown}: {status}")))
     }
 }

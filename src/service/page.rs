@@ -94,6 +94,7 @@ mod tests {
             state: state.into(),
             attempts: 1,
             max_attempts: 5,
+            lost: 0,
             progress: 42.0,
             last_error: None,
             outputs: Some(serde_json::json!([{"url": "file:///o/opentok/a.mp4"}])),
@@ -104,6 +105,7 @@ mod tests {
             deadline_ms: None,
             parent: None,
             worker: None,
+            lease_owner: None,
             payload: String::new(),
         }
     }

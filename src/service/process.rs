@@ -11,6 +11,8 @@ use super::config::Product;
 use super::fetch::{self, FetchError};
 use super::intake::liveswitch_url;
 use super::job::{Delivered, Fetch, JobSpec};
+use super::queue::JobRow;
+use super::store::PutError;
 use super::worker::Shared;
 use crate::compose::{self, Control};
 use crate::repair::{self, RepairOptions};
@@ -54,26 +56,10 @@ impl Tracker {
     }
 }
 
-/// A name safe as a path piece: letters, digits, `.`, `-`, `_`.
-pub fn safe_key(key: &str) -> String {
-    let s: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let s = s.trim_start_matches('.').to_owned();
-    if s.is_empty() { "recording".into() } else { s }
-}
-
 /// Runs a job's work in `work`; gives what was delivered.
 pub async fn run(
     shared: &Arc<Shared>,
-    job_id: &str,
+    job: &JobRow,
     spec: &JobSpec,
     work: &Path,
     tracker: &Arc<Tracker>,
@@ -82,16 +68,21 @@ pub async fn run(
         .await
         .map_err(|e| Failure::Retry(format!("creating {}: {e}", work.display())))?;
     let files = files_to_fetch(shared, spec).await?;
+    let stores = shared.config.stores_for(spec.origin);
+    let mut budget = shared.config.fetch.max_total_bytes;
     for f in &files {
-        if tracker.cancel.load(Ordering::Relaxed) {
-            return Err(Failure::Cancelled);
-        }
-        let size = fetch::fetch(f, &work.join(&f.to), &shared.policy).await?;
+        let dest =
+            crate::names::join_under(work, &f.to).map_err(|e| Failure::Final(e.to_string()))?;
+        let download = fetch::fetch(f, &dest, &shared.policy, &stores, budget);
+        let size = until_cancelled(download, tracker).await??;
+        budget = budget.saturating_sub(size);
         tracing::info!(file = %f.to, bytes = size, "fetched");
     }
     if let Some((name, json)) = &spec.descriptor {
         let text = serde_json::to_vec_pretty(json).map_err(|e| Failure::Final(e.to_string()))?;
-        tokio::fs::write(work.join(name), text)
+        let dest =
+            crate::names::join_under(work, name).map_err(|e| Failure::Final(e.to_string()))?;
+        tokio::fs::write(dest, text)
             .await
             .map_err(|e| Failure::Retry(format!("writing {name}: {e}")))?;
     }
@@ -108,27 +99,108 @@ pub async fn run(
     let (format, opts) = compose_cfg
         .to_options()
         .map_err(|e| Failure::Final(e.to_string()))?;
-    let input = work.join(&spec.open);
+    let input =
+        crate::names::join_under(work, &spec.open).map_err(|e| Failure::Final(e.to_string()))?;
     let out_dir = work.join("out");
     let t = tracker.clone();
+    let kind = spec.origin.source_kind();
     let span = tracing::Span::current();
     let (produced, svg) = tokio::task::spawn_blocking(move || {
         let _job = span.enter(); // the job id on the worker thread's lines too
-        produce_all(&input, &out_dir, &produce, format, &opts, &t)
+        produce_all(&input, kind, &out_dir, &produce, format, &opts, &t)
     })
     .await
     .map_err(|e| Failure::Retry(format!("the worker thread failed: {e}")))??;
-    if let Err(e) = shared.queue.set_timeline(job_id, &svg).await {
+    if let Err(e) = shared.queue.set_timeline(&job.id, &svg).await {
         tracing::warn!(error = %e, "cannot keep the timeline drawing");
     }
+    let stem = output_stem(spec, job);
+    until_cancelled(deliver(shared, job, &stem, produced), tracker).await?
+}
 
+/// Where a job's outputs go in the store (without extension): as intake decided, or for a
+/// job stored before it did, `<origin>/<job id>`.
+fn output_stem(spec: &JobSpec, job: &JobRow) -> String {
+    spec.output.clone().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            spec.origin.as_str(),
+            crate::names::plain_name(&job.id)
+        )
+    })
+}
+
+/// Runs `work` until it ends or the job is cancelled (checked every 100 ms).
+async fn until_cancelled<T>(
+    work: impl std::future::Future<Output = T>,
+    tracker: &Tracker,
+) -> Result<T, Failure> {
+    let cancelled = async {
+        while !tracker.cancel.load(Ordering::Relaxed) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        r = work => Ok(r),
+        _ = cancelled => Err(Failure::Cancelled),
+    }
+}
+
+/// Delivers the outputs under `stem`, never over anything already stored: when `stem` is
+/// taken (a second output for the same recording, or an earlier attempt of this job), the
+/// job id goes into the name (`<stem>-<job id>`, then `-<job id>-<attempt>`).
+async fn deliver(
+    shared: &Shared,
+    job: &JobRow,
+    stem: &str,
+    produced: Vec<Produced>,
+) -> Result<Vec<Delivered>, Failure> {
+    let id = crate::names::plain_name(&job.id);
+    let candidates = [
+        stem.to_owned(),
+        format!("{stem}-{id}"),
+        format!("{stem}-{id}-{}", job.attempts),
+    ];
+    let mut chosen = None;
+    for candidate in &candidates {
+        let mut taken = false;
+        for p in &produced {
+            if shared
+                .output
+                .taken(&p.rel_under(candidate))
+                .await
+                .map_err(Failure::Retry)?
+            {
+                taken = true;
+                break;
+            }
+        }
+        if !taken {
+            chosen = Some(candidate.clone());
+            break;
+        }
+    }
+    let Some(stem) = chosen else {
+        return Err(Failure::Final(format!(
+            "{stem} and its alternatives with the job id are all taken in the output store"
+        )));
+    };
+    if stem != candidates[0] {
+        tracing::warn!(taken = %candidates[0], output = %stem, "the output name is taken; writing beside it");
+    }
     let mut delivered = Vec::new();
-    for p in produced {
-        let url = shared
-            .output
-            .put_file(&p.local, &p.rel)
-            .await
-            .map_err(Failure::Retry)?;
+    for (n, p) in produced.iter().enumerate() {
+        let rel = p.rel_under(&stem);
+        let staging = format!(".mosaic-staging/{id}/{}-{n}", job.attempts);
+        let url = match shared.output.put_new(&p.local, &rel, &staging).await {
+            Ok(url) => url,
+            Err(PutError::Exists(rel)) => {
+                return Err(Failure::Retry(format!(
+                    "{rel} appeared in the output store while this job wrote beside it"
+                )));
+            }
+            Err(PutError::Store(e)) => return Err(Failure::Retry(e)),
+        };
         tracing::info!(output = %url, bytes = p.bytes, "delivered");
         delivered.push(Delivered {
             url,
@@ -148,7 +220,7 @@ async fn files_to_fetch(shared: &Shared, spec: &JobSpec) -> Result<Vec<Fetch>, F
     let key = spec.events_key.as_deref().unwrap_or_default();
     let events: Vec<Value> = shared
         .queue
-        .events(key)
+        .events(spec.origin.as_str(), key)
         .await
         .map_err(|e| Failure::Retry(e.to_string()))?
         .iter()
@@ -181,13 +253,21 @@ async fn files_to_fetch(shared: &Shared, spec: &JobSpec) -> Result<Vec<Fetch>, F
 /// One output file, ready to deliver.
 struct Produced {
     local: PathBuf,
-    rel: String,
+    /// `.<ext>` for the composite (after the stem), `/<name>` for a repaired file.
+    suffix: String,
     bytes: u64,
     duration_ms: i64,
 }
 
+impl Produced {
+    fn rel_under(&self, stem: &str) -> String {
+        format!("{stem}{}", self.suffix)
+    }
+}
+
 fn produce_all(
     input: &Path,
+    kind: crate::source::SourceKind,
     out_dir: &Path,
     produce: &[Product],
     format: compose::OutputFormat,
@@ -201,15 +281,17 @@ fn produce_all(
     };
     std::fs::create_dir_all(out_dir)
         .map_err(|e| Failure::Retry(format!("creating {}: {e}", out_dir.display())))?;
-    let mut recording = source::open_one(input, &SourceOptions::default()).map_err(classify)?;
+    let opts_in = SourceOptions {
+        kind: Some(kind),
+        ..SourceOptions::default()
+    };
+    let mut recording = source::open_one(input, &opts_in).map_err(classify)?;
     let report = crate::inspect::inspect_recording(
         &mut recording,
         &crate::inspect::InspectOptions::default(),
     )
     .map_err(classify)?;
     let svg = crate::inspect::svg::render(&report);
-    let origin = recording.kind.as_str();
-    let key = safe_key(&recording.key);
     let steps = produce.len() as f64;
     let mut out = Vec::new();
     for (i, product) in produce.iter().enumerate() {
@@ -225,7 +307,7 @@ fn produce_all(
         match product {
             Product::Compose => {
                 let ext = format!("{format:?}").to_ascii_lowercase();
-                let local = out_dir.join(format!("{key}.{ext}"));
+                let local = out_dir.join(format!("composite.{ext}"));
                 let report =
                     compose::compose_inspected(&mut recording, &report, &local, opts, &control)
                         .map_err(classify)?;
@@ -235,12 +317,12 @@ fn produce_all(
                 out.push(Produced {
                     bytes: file_size(&local),
                     local,
-                    rel: format!("{origin}/{key}.{ext}"),
+                    suffix: format!(".{ext}"),
                     duration_ms: report.duration_ms,
                 });
             }
             Product::Repair => {
-                let dir = out_dir.join(&key);
+                let dir = out_dir.join("repaired");
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| Failure::Retry(format!("creating {}: {e}", dir.display())))?;
                 let ropts = RepairOptions {
@@ -259,7 +341,7 @@ fn produce_all(
                     out.push(Produced {
                         bytes: file_size(&s.output),
                         local: s.output,
-                        rel: format!("{origin}/{key}/{name}"),
+                        suffix: format!("/{}", crate::names::plain_name(&name)),
                         duration_ms: s.duration_ms,
                     });
                 }
@@ -278,13 +360,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_become_plain_names() {
-        assert_eq!(safe_key("b40ef09b-3811"), "b40ef09b-3811");
-        assert_eq!(safe_key("../../etc/passwd"), "_.._etc_passwd");
-        assert_eq!(safe_key(".."), "recording");
-        assert_eq!(
-            safe_key("ch 1-2022-02-28T01:51:18Z"),
-            "ch_1-2022-02-28T01_51_18Z"
-        );
+    fn outputs_go_under_their_stem() {
+        let p = Produced {
+            local: PathBuf::from("/w/out/composite.mp4"),
+            suffix: ".mp4".into(),
+            bytes: 1,
+            duration_ms: 1,
+        };
+        assert_eq!(p.rel_under("opentok/arch-1"), "opentok/arch-1.mp4");
     }
 }

@@ -56,39 +56,152 @@ impl Location {
             .fold(self.prefix.clone(), |p, part| p.clone().join(part))
     }
 
-    /// Copies a local file to `rel`, atomically; gives its URL.
-    pub async fn put_file(&self, local: &FsPath, rel: &str) -> Result<String, String> {
+    /// Whether anything is stored at `rel` or under `rel/`.
+    pub async fn taken(&self, rel: &str) -> Result<bool, String> {
+        use futures_util::StreamExt;
         let path = self.child(rel);
-        let upload = self
-            .store
-            .put_multipart(&path)
-            .await
-            .map_err(|e| format!("writing {rel}: {e}"))?;
-        let mut writer = WriteMultipart::new(upload);
-        let mut file = tokio::fs::File::open(local)
-            .await
-            .map_err(|e| format!("reading {}: {e}", local.display()))?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file
-                .read(&mut buf)
-                .await
-                .map_err(|e| format!("reading {}: {e}", local.display()))?;
-            if n == 0 {
-                break;
+        match self.store.head(&path).await {
+            Ok(_) => return Ok(true),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                return Err(format!(
+                    "the output store cannot tell whether {rel} exists: {e}"
+                ));
             }
-            writer
-                .wait_for_capacity(4)
-                .await
-                .map_err(|e| format!("writing {rel}: {e}"))?;
-            writer.write(&buf[..n]);
         }
-        writer
-            .finish()
-            .await
-            .map_err(|e| format!("writing {rel}: {e}"))?;
-        Ok(format!("{}/{}", self.url, rel))
+        let mut under = self.store.list(Some(&path));
+        match under.next().await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(format!("the output store cannot list {rel}/: {e}")),
+        }
     }
+
+    /// Writes a local file to `rel` without ever replacing an object: uploaded under
+    /// `staging` (a key of the job's own) first, then moved into place only if nothing is at
+    /// `rel` (atomically where the store can: a hard link on a local folder; elsewhere after
+    /// a check). Nothing is left at `staging` or `rel` when it fails. Gives the URL.
+    pub async fn put_new(
+        &self,
+        local: &FsPath,
+        rel: &str,
+        staging: &str,
+    ) -> Result<String, PutError> {
+        let staged = self.child(staging);
+        if let Err(e) = self.upload(local, &staged, rel).await {
+            let _ = self.store.delete(&staged).await;
+            return Err(e);
+        }
+        let target = self.child(rel);
+        let moved = match self.store.rename_if_not_exists(&staged, &target).await {
+            Err(
+                object_store::Error::NotSupported { .. }
+                | object_store::Error::NotImplemented { .. },
+            ) => {
+                // A store without create-only writes (S3 unless configured): checked first.
+                match self.store.head(&target).await {
+                    Ok(_) => Err(object_store::Error::AlreadyExists {
+                        path: target.to_string(),
+                        source: "found by a check before the write".into(),
+                    }),
+                    Err(object_store::Error::NotFound { .. }) => {
+                        self.store.rename(&staged, &target).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        match moved {
+            Ok(()) => Ok(format!("{}/{}", self.url, rel)),
+            Err(e) => {
+                let _ = self.store.delete(&staged).await;
+                Err(match e {
+                    object_store::Error::AlreadyExists { .. } => PutError::Exists(rel.to_owned()),
+                    e => PutError::Store(format!("the output store refused {rel}: {e}")),
+                })
+            }
+        }
+    }
+
+    /// Uploads a local file to `path` (multipart: never whole in memory); aborted on failure.
+    async fn upload(&self, local: &FsPath, path: &Path, rel: &str) -> Result<(), PutError> {
+        let refused = |e: object_store::Error| {
+            PutError::Store(format!("the output store refused {rel}: {e}"))
+        };
+        let upload = self.store.put_multipart(path).await.map_err(refused)?;
+        let mut writer = WriteMultipart::new(upload);
+        let result = async {
+            let mut file = tokio::fs::File::open(local)
+                .await
+                .map_err(|e| PutError::Store(format!("reading {}: {e}", local.display())))?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| PutError::Store(format!("reading {}: {e}", local.display())))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                writer.wait_for_capacity(4).await.map_err(refused)?;
+                writer.write(&buf[..n]);
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => writer.finish().await.map(|_| ()).map_err(refused),
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Why an output could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PutError {
+    /// Something is already stored under the name (not written: never overwritten).
+    #[error("{0} already exists in the output store")]
+    Exists(String),
+    #[error("{0}")]
+    Store(String),
+}
+
+/// The store of `stores` that `url` lies under, and the object's path in it: every segment
+/// percent-decoded on its own and refused if it then names a folder (`a%2Fb`), a dot
+/// segment or nothing. A URL with a query or fragment is refused too.
+pub fn under_store<'s>(
+    url: &str,
+    stores: &'s [String],
+) -> Result<(&'s str, Vec<String>), FetchError> {
+    let shown = super::fetch::redact(url);
+    let base = stores
+        .iter()
+        .map(|a| a.trim_end_matches('/'))
+        .find(|a| url.starts_with(&format!("{a}/")))
+        .ok_or_else(|| {
+            FetchError::fatal(format!(
+                "{shown:?} is not under a store configured for this source"
+            ))
+        })?;
+    if url.contains(['?', '#']) {
+        return Err(FetchError::fatal(format!(
+            "{shown:?}: a store object's URL has no query or fragment"
+        )));
+    }
+    let mut parts = Vec::new();
+    for raw in url[base.len() + 1..].split('/') {
+        let part = percent_decoded(raw);
+        if part.is_empty() || part == "." || part == ".." || part.contains(['/', '\\', '\0']) {
+            return Err(FetchError::fatal(format!(
+                "{shown:?}: the path segment {raw:?} is not a plain name"
+            )));
+        }
+        parts.push(part);
+    }
+    Ok((base, parts))
 }
 
 /// Reads an object named by its full URL (which must lie under one of `allowed`) into
@@ -99,37 +212,27 @@ pub async fn read_to_file(
     dest: &FsPath,
     max_bytes: u64,
 ) -> Result<u64, FetchError> {
-    let under = allowed.iter().find(|a| {
-        let a = a.trim_end_matches('/');
-        url.starts_with(&format!("{a}/"))
-    });
-    let Some(base) = under else {
-        return Err(FetchError::fatal(format!(
-            "{url:?} is not under a configured store (opentok.storage, input_stores)"
-        )));
-    };
-    if url.contains("/../") || url.contains("/./") {
-        return Err(FetchError::fatal(format!("{url:?} has dot segments")));
-    }
+    let (base, parts) = under_store(url, allowed)?;
+    let shown = super::fetch::redact(url);
     let loc = Location::parse(base).map_err(FetchError::fatal)?;
-    let rel = &url[base.trim_end_matches('/').len() + 1..];
-    let rel = percent_decoded(rel);
-    let path = loc.child(&rel);
+    let path = parts
+        .iter()
+        .fold(loc.prefix.clone(), |p, part| p.clone().join(part.as_str()));
     let got = match loc.store.get(&path).await {
         Ok(g) => g,
         Err(object_store::Error::NotFound { .. }) => {
             // Not there yet (an "uploaded" event may arrive early): worth retrying.
-            return Err(FetchError::retry(format!("{url} does not exist (yet)")));
+            return Err(FetchError::retry(format!("{shown} does not exist (yet)")));
         }
-        Err(e) => return Err(FetchError::retry(format!("reading {url}: {e}"))),
+        Err(e) => return Err(FetchError::retry(format!("reading {shown}: {e}"))),
     };
     if got.meta.size > max_bytes {
         return Err(FetchError::fatal(format!(
-            "{url} is {} bytes, over the limit of {max_bytes}",
+            "{shown} is {} bytes, over the limit of {max_bytes}",
             got.meta.size
         )));
     }
-    super::fetch::save_stream(got.into_stream(), dest, max_bytes, url).await
+    super::fetch::save_stream(got.into_stream(), dest, max_bytes, &shown).await
 }
 
 fn percent_decoded(s: &str) -> String {

@@ -2,8 +2,10 @@
 //! edge passes the headers' values, the body and the time in).
 //!
 //! - OpenTok: `Authorization: Bearer <JWT>`, HS256 with the project's secret; `iat` within
-//!   5 minutes; the `payload_hash` claim is the hex SHA-256 of the body; `jti` is remembered
-//!   by the caller until [`SignedCall::remember_until_s`] and a replay refused.
+//!   5 minutes (to the millisecond); the `payload_hash` claim is the hex SHA-256 of the body;
+//!   `jti` is required, and the caller spends it with what the call stored, remembering it
+//!   until [`SignedCall::remember_until_ms`], past the end of the `iat` window, so a replay is
+//!   refused for as long as the time check would pass it.
 //! - LiveSwitch: `X-ApplicationSignature` is the base64 HMAC-SHA256 of the body with the
 //!   secret of the body's `applicationId`, trailing `=` trimmed.
 //! - EnableX: the seed defines no signature; a configured token must be given.
@@ -33,9 +35,13 @@ fn refused<T>(why: impl Into<String>) -> Result<T, Refused> {
 pub struct SignedCall {
     /// The token's id, to refuse a replay; `None` for an unsigned call.
     pub jti: Option<String>,
-    /// Until when a replay could still pass the `iat` check.
-    pub remember_until_s: i64,
+    /// Until when (epoch ms) a replay could still pass the time checks, with a margin for
+    /// the clocks of the processes that share the queue.
+    pub remember_until_ms: i64,
 }
+
+/// How far the clocks of two intake processes may disagree on when a token expires.
+const CLOCK_MARGIN_MS: i64 = 60_000;
 
 #[derive(Deserialize)]
 struct Claims {
@@ -51,13 +57,13 @@ pub fn opentok(
     body: &[u8],
     secret: Option<&str>,
     allow_unsigned: bool,
-    now_s: i64,
+    now_ms: i64,
 ) -> Result<SignedCall, Refused> {
     let Some(header) = authorization else {
         if allow_unsigned {
             return Ok(SignedCall {
                 jti: None,
-                remember_until_s: now_s,
+                remember_until_ms: now_ms,
             });
         }
         return refused("missing Authorization: Bearer <signed token>");
@@ -84,17 +90,21 @@ pub fn opentok(
     let Some(iat) = claims.iat else {
         return refused("token has no iat");
     };
-    if (now_s - iat).abs() > MAX_AGE_S {
+    let iat_ms = iat.saturating_mul(1000);
+    if now_ms.saturating_sub(iat_ms).abs() > MAX_AGE_S * 1000 {
         return refused(format!(
             "token issued {} s from now (limit {MAX_AGE_S} s)",
-            now_s - iat
+            now_ms.saturating_sub(iat_ms) / 1000
         ));
     }
     if let Some(exp) = claims.exp
-        && exp < now_s
+        && exp.saturating_mul(1000) < now_ms
     {
         return refused("token expired");
     }
+    let Some(jti) = claims.jti.filter(|j| !j.is_empty()) else {
+        return refused("token has no jti (a token id is required to refuse replays)");
+    };
     let Some(hash) = claims.payload_hash else {
         return refused("token has no payload_hash");
     };
@@ -107,8 +117,8 @@ pub fn opentok(
         return refused("payload_hash does not match the body");
     }
     Ok(SignedCall {
-        jti: claims.jti,
-        remember_until_s: claims.exp.unwrap_or(iat).max(iat) + MAX_AGE_S,
+        jti: Some(jti),
+        remember_until_ms: iat_ms + MAX_AGE_S * 1000 + CLOCK_MARGIN_MS,
     })
 }
 
@@ -156,6 +166,36 @@ pub fn token(given: Option<&str>, expected: Option<&str>) -> Result<(), Refused>
     }
 }
 
+/// How long a jobs-page session lasts.
+pub const SESSION_S: i64 = 12 * 3600;
+
+/// A jobs-page session value, not the API token: `<expiry>.<nonce>.<MAC>`, the MAC keyed by
+/// the API token (so a new token ends every session) over the expiry and a random nonce.
+pub fn session_value(api_token: &str, now_s: i64, nonce: &str) -> String {
+    let expiry = now_s + SESSION_S;
+    format!("{expiry}.{nonce}.{}", session_mac(api_token, expiry, nonce))
+}
+
+/// Whether a session value is one [`session_value`] made with this token and not expired.
+pub fn session_valid(value: &str, api_token: &str, now_s: i64) -> bool {
+    let mut parts = value.splitn(3, '.');
+    let (Some(expiry), Some(nonce), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(expiry) = expiry.parse::<i64>() else {
+        return false;
+    };
+    let expected = session_mac(api_token, expiry, nonce);
+    expiry > now_s && bool::from(expected.as_bytes().ct_eq(mac.as_bytes()))
+}
+
+fn session_mac(api_token: &str, expiry: i64, nonce: &str) -> String {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(api_token.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(format!("mosaic-session.{expiry}.{nonce}").as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -191,14 +231,42 @@ mod tests {
             BODY,
             Some("s3cret"),
             false,
-            now,
+            now * 1000,
         )
         .unwrap();
         assert_eq!(ok.jti.as_deref(), Some("j1"));
-        assert_eq!(ok.remember_until_s, now - 10 + MAX_AGE_S);
+        assert_eq!(
+            ok.remember_until_ms,
+            (now - 10 + MAX_AGE_S) * 1000 + CLOCK_MARGIN_MS
+        );
         let check = |h: Option<&str>, body: &[u8], secret: &str, now: i64| {
-            opentok(h, body, Some(secret), false, now).unwrap_err().0
+            opentok(h, body, Some(secret), false, now * 1000)
+                .unwrap_err()
+                .0
         };
+        // The window is checked to the millisecond: 1 ms past it is refused, and a replay
+        // that passes the check is still remembered then.
+        let edge = opentok(
+            Some(&format!("Bearer {t}")),
+            BODY,
+            Some("s3cret"),
+            false,
+            (now - 10 + MAX_AGE_S) * 1000,
+        )
+        .unwrap();
+        assert!(edge.remember_until_ms > (now - 10 + MAX_AGE_S) * 1000);
+        assert!(
+            opentok(
+                Some(&format!("Bearer {t}")),
+                BODY,
+                Some("s3cret"),
+                false,
+                (now - 10 + MAX_AGE_S) * 1000 + 1,
+            )
+            .is_err()
+        );
+        let no_jti = opentok_token(BODY, "s3cret", now, "");
+        assert!(check(Some(&format!("Bearer {no_jti}")), BODY, "s3cret", now).contains("jti"));
         let h = format!("Bearer {t}");
         assert!(check(Some(&h), BODY, "other", now).contains("token refused"));
         assert!(check(Some(&h), b"{\"id\":\"b\"}", "s3cret", now).contains("payload_hash"));
@@ -211,7 +279,12 @@ mod tests {
             .encode(br#"{"alg":"none","typ":"JWT"}"#);
         let alg_none = format!("Bearer {header}.{claims}.");
         assert!(check(Some(&alg_none), BODY, "s3cret", now).contains("token refused"));
-        assert!(opentok(None, BODY, None, true, now).unwrap().jti.is_none());
+        assert!(
+            opentok(None, BODY, None, true, now * 1000)
+                .unwrap()
+                .jti
+                .is_none()
+        );
     }
 
     #[test]
@@ -229,6 +302,22 @@ mod tests {
             liveswitch_signature(b"The quick brown fox jumps over the lazy dog", "key"),
             "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg"
         );
+    }
+
+    #[test]
+    fn sessions() {
+        let v = session_value("api-token-0123456789", 1_000, "n1");
+        assert!(!v.contains("api-token"));
+        assert!(session_valid(&v, "api-token-0123456789", 1_000));
+        assert!(!session_valid(&v, "another-token-0123456", 1_000));
+        assert!(!session_valid(
+            &v,
+            "api-token-0123456789",
+            1_000 + SESSION_S
+        ));
+        let forged = v.replacen("n1", "n2", 1);
+        assert!(!session_valid(&forged, "api-token-0123456789", 1_000));
+        assert!(!session_valid("garbage", "api-token-0123456789", 1_000));
     }
 
     #[test]

@@ -1,10 +1,16 @@
-//! Workers (edge): each slot claims a due job, holds its lease with heartbeats while the
-//! work runs, and records how the attempt ended. Processing jobs and notifications are
-//! claimed by separate loops; both stop taking work at shutdown and give back what runs.
+//! Workers (edge): each slot claims a due job under a lease of that claim's own, holds it
+//! with heartbeats while the work runs, and records how the attempt ended together with its
+//! notifications. Processing jobs and notifications are claimed by separate loops; both stop
+//! taking work at shutdown and give back what runs.
+//!
+//! A lease is kept or the work stops: a heartbeat the queue refuses (the lease was taken
+//! over, or the job ended without us) stops the job's work within a second, and so does a
+//! lease that ran out while the database could not be reached (another worker may take the
+//! job from then on). A stopped attempt records nothing: the claim that holds the lease does.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -25,13 +31,15 @@ pub struct Shared {
     pub queue: Arc<dyn Queue>,
     pub output: Location,
     pub policy: Policy,
-    /// This process's name in leases: host, process id and a random part.
+    /// This process's name: host, process id and a random part. Each claim's lease owner
+    /// is this name and a random part of the claim's own.
     pub owner: String,
     pub metrics: Metrics,
     pub http: reqwest::Client,
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, by this machine's clock (for what it shows and
+/// signs; leases and due times are the database's).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -39,13 +47,19 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A lease owner name for this process.
+/// A name for this process.
 pub fn owner_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".into());
     let rand = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}-{}-{}", std::process::id(), &rand[..8])
+}
+
+/// A lease owner id for one claim.
+fn claim_owner(process: &str) -> String {
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{process}/{}", &rand[..12])
 }
 
 /// Runs `workers` processing slots and the notification sender until `stop` turns true
@@ -72,17 +86,54 @@ pub async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     }
 }
 
+/// Deletes what is past `retention_days` (events, used token ids, ended jobs) at start and
+/// then every hour, until the stop signal.
+pub async fn prune_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let older_than_ms = shared.config.retention_days as i64 * 86_400_000;
+    while !*stop.borrow() {
+        match shared.queue.prune(older_than_ms).await {
+            Ok(p) if p != Default::default() => {
+                tracing::info!(
+                    jobs = p.jobs,
+                    events = p.events,
+                    tokens = p.tokens,
+                    "pruned"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune the queue"),
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(3600), stop.changed()).await;
+    }
+}
+
 async fn slot_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, kind: Kind, slot: usize) {
     let lease_ms = shared.config.lease_secs as i64 * 1000;
+    let notify_for = {
+        let s = shared.clone();
+        move |job: &JobRow, outcome: &Outcome| notify::for_outcome(&s.config, job, outcome)
+    };
     while !*stop.borrow() {
-        let claimed = shared
+        match shared.queue.reap_lost(kind, &notify_for).await {
+            Ok(dead) => {
+                for job in dead {
+                    tracing::error!(job = %job.id, error = ?job.last_error, "job ended: its workers were lost");
+                    shared.metrics.finished(&job.kind, "dead", 0.0);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot look for lost jobs"),
+        }
+        let owner = claim_owner(&shared.owner);
+        match shared
             .queue
-            .claim(kind, &shared.owner, lease_ms, now_ms())
-            .await;
-        match claimed {
+            .claim(kind, &shared.owner, &owner, lease_ms)
+            .await
+        {
             Ok(Some(job)) => {
                 let span = tracing::info_span!("job", job = %job.id, kind = ?kind, slot);
-                run_job(&shared, job, &mut stop).instrument(span).await;
+                run_job(&shared, job, &owner, &mut stop)
+                    .instrument(span)
+                    .await;
             }
             Ok(None) => {
                 let wait = Duration::from_millis(shared.config.poll_ms);
@@ -96,14 +147,36 @@ async fn slot_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, kind: K
     }
 }
 
-async fn run_job(shared: &Arc<Shared>, job: JobRow, stop: &mut watch::Receiver<bool>) {
+/// Why a job's work was stopped before it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    Shutdown,
+    /// The queue refused the heartbeat: another claim holds the lease, or none does.
+    LeaseRefused,
+    /// The lease ran out while the queue could not be reached.
+    LeaseExpired,
+}
+
+/// How long stopped work may take to wind down before it is dropped.
+const STOP_GRACE: Duration = Duration::from_millis(800);
+
+async fn run_job(shared: &Arc<Shared>, job: JobRow, owner: &str, stop: &mut watch::Receiver<bool>) {
     let tracker = Arc::new(Tracker::default());
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     tracing::info!(attempt = job.attempts, summary = %job.summary, "started");
+    let work_dir =
+        shared
+            .config
+            .data_dir
+            .join("work")
+            .join(format!("{}.{}", job.id, std::process::id()));
     let work = {
-        let s = shared.clone();
-        let j = job.clone();
-        let t = tracker.clone();
+        let (s, j, t, dir) = (
+            shared.clone(),
+            job.clone(),
+            tracker.clone(),
+            work_dir.clone(),
+        );
         async move {
             match j.kind.as_str() {
                 "notify" => notify::send(&s, &j).await,
@@ -111,64 +184,105 @@ async fn run_job(shared: &Arc<Shared>, job: JobRow, stop: &mut watch::Receiver<b
                     let spec: JobSpec = serde_json::from_str(&j.payload).map_err(|e| {
                         Failure::Final(format!("the stored job is unreadable: {e}"))
                     })?;
-                    let dir = s.config.data_dir.join("work").join(format!(
-                        "{}.{}",
-                        j.id,
-                        std::process::id()
-                    ));
                     let _ = tokio::fs::remove_dir_all(&dir).await;
-                    let result = process::run(&s, &j.id, &spec, &dir, &t).await;
-                    let _ = tokio::fs::remove_dir_all(&dir).await;
-                    result
+                    super::fault::crash_if("input", &j.summary);
+                    process::run(&s, &j, &spec, &dir, &t).await
                 }
             }
         }
     };
-    let mut work = std::pin::pin!(work);
-    let beat = Duration::from_millis((shared.config.lease_secs * 1000 / 3).max(200));
-    let mut ticker = tokio::time::interval(beat);
-    ticker.tick().await;
-    let mut shutting_down = false;
-    let result = loop {
-        tokio::select! {
-            r = &mut work => break r,
-            _ = ticker.tick() => {
-                let until = now_ms() + shared.config.lease_secs as i64 * 1000;
-                match shared.queue.heartbeat(&job.id, &shared.owner, until, tracker.percent()).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!("lease lost: another worker has the job; stopping");
-                        tracker.cancel.store(true, Ordering::Relaxed);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-                }
-            }
-            _ = stop.changed(), if !shutting_down => {
-                tracing::info!("shutting down: stopping the job and giving it back");
-                shutting_down = true;
-                tracker.cancel.store(true, Ordering::Relaxed);
-            }
-        }
-    };
+    let (result, stopped) = hold_lease(shared, &job, owner, work, &tracker, stop).await;
+    let _ = tokio::fs::remove_dir_all(&work_dir).await;
     crate::alloc::release_free_memory();
     let secs = started.elapsed().as_secs_f64();
-    let outcome = match result {
-        Ok(delivered) => Outcome::Succeeded {
-            outputs: serde_json::to_string(&delivered).unwrap_or_else(|_| "[]".into()),
-        },
-        Err(_) if shutting_down => {
-            if let Err(e) = shared.queue.release(&job.id, &shared.owner).await {
+    let outcome = match (result, stopped) {
+        (_, Some(Stopped::Shutdown)) => {
+            if let Err(e) = shared.queue.release(&job.id, owner).await {
                 tracing::error!(error = %e, "cannot give the job back; its lease will expire");
             }
             return;
         }
-        Err(Failure::Cancelled) => {
-            tracing::warn!("stopped after losing the lease");
+        (_, Some(why)) => {
+            tracing::warn!(
+                ?why,
+                "stopped: the lease is lost; the claim that holds it finishes the job"
+            );
             return;
         }
-        Err(Failure::Final(error)) => Outcome::Failed { error },
-        Err(Failure::Retry(error)) => retry_or_dead(shared, &job, error),
+        (None, None) => return,
+        (Some(Ok(delivered)), None) => Outcome::Succeeded {
+            outputs: serde_json::to_string(&delivered).unwrap_or_else(|_| "[]".into()),
+        },
+        (Some(Err(Failure::Cancelled)), None) => return,
+        (Some(Err(Failure::Final(error))), None) => Outcome::Failed { error },
+        (Some(Err(Failure::Retry(error))), None) => retry_or_dead(shared, &job, error).await,
     };
+    record(shared, &job, owner, outcome, secs, stop).await;
+}
+
+/// Runs `work` while renewing the job's lease; gives its result, or why it was stopped
+/// (then the result, if the work still ended within [`STOP_GRACE`]).
+async fn hold_lease<F>(
+    shared: &Shared,
+    job: &JobRow,
+    owner: &str,
+    work: F,
+    tracker: &Tracker,
+    stop: &mut watch::Receiver<bool>,
+) -> (Option<Result<Vec<Delivered>, Failure>>, Option<Stopped>)
+where
+    F: std::future::Future<Output = Result<Vec<Delivered>, Failure>>,
+{
+    let lease = Duration::from_secs(shared.config.lease_secs);
+    let mut work = std::pin::pin!(work);
+    let beat = (lease / 3).max(Duration::from_millis(200));
+    let mut next_beat = Instant::now() + beat;
+    // The lease runs out `lease` after the last renewal was sent, at the latest.
+    let mut held_until = Instant::now() + lease;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let stopped = loop {
+        tokio::select! {
+            r = &mut work => return (Some(r), None),
+            _ = stop.changed() => break Stopped::Shutdown,
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if now >= held_until {
+                    tracing::warn!("the lease ran out while the queue could not be reached; stopping");
+                    break Stopped::LeaseExpired;
+                }
+                if now < next_beat {
+                    continue;
+                }
+                next_beat = now + beat;
+                let renew = shared.queue.heartbeat(&job.id, owner, lease.as_millis() as i64, tracker.percent());
+                match tokio::time::timeout(beat, renew).await {
+                    Ok(Ok(true)) => held_until = now + lease,
+                    Ok(Ok(false)) => {
+                        tracing::warn!("lease lost: the queue refused the heartbeat; stopping");
+                        break Stopped::LeaseRefused;
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
+                    Err(_) => tracing::warn!("heartbeat timed out"),
+                }
+            }
+        }
+    };
+    tracker.cancel.store(true, Ordering::Relaxed);
+    let wound_down = tokio::time::timeout(STOP_GRACE, &mut work).await.ok();
+    (wound_down, Some(stopped))
+}
+
+/// Stores the attempt's outcome and its notifications in one transaction, trying again
+/// while the queue cannot be reached (until shutdown: then the lease runs out and the job
+/// is done again).
+async fn record(
+    shared: &Shared,
+    job: &JobRow,
+    owner: &str,
+    outcome: Outcome,
+    secs: f64,
+    stop: &mut watch::Receiver<bool>,
+) {
     let state = match &outcome {
         Outcome::Succeeded { .. } => "succeeded",
         Outcome::Retry { .. } => "retrying",
@@ -176,32 +290,50 @@ async fn run_job(shared: &Arc<Shared>, job: JobRow, stop: &mut watch::Receiver<b
         Outcome::Dead { .. } => "dead",
     };
     match &outcome {
-        Outcome::Retry { error, run_at_ms } => {
-            tracing::warn!(error = %error, retry_in_ms = run_at_ms - now_ms(), "attempt failed")
+        Outcome::Retry { error, delay_ms } => {
+            tracing::warn!(error = %error, retry_in_ms = delay_ms, "attempt failed")
         }
         Outcome::Failed { error } | Outcome::Dead { error } => {
             tracing::error!(error = %error, state, "job ended")
         }
         Outcome::Succeeded { .. } => tracing::info!(seconds = secs, "succeeded"),
     }
-    let finished = shared
-        .queue
-        .finish(&job.id, &shared.owner, outcome.clone(), now_ms())
-        .await;
-    match finished {
-        Ok(true) => {
-            shared.metrics.finished(&job.kind, state, secs);
-            if job.kind == "process" {
-                notify::enqueue_for(shared, &job, &outcome).await;
+    let notifications = match job.kind.as_str() {
+        "process" => notify::for_outcome(&shared.config, job, &outcome),
+        _ => Vec::new(),
+    };
+    let mut wait = Duration::from_millis(500);
+    loop {
+        let finished = shared
+            .queue
+            .finish(&job.id, owner, outcome.clone(), notifications.clone())
+            .await;
+        match finished {
+            Ok(true) => {
+                shared.metrics.finished(&job.kind, state, secs);
+                super::fault::crash_if("committed", &job.summary);
+                return;
+            }
+            Ok(false) => {
+                tracing::warn!("the lease ran out before the end; another worker has the job");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot record the outcome yet");
             }
         }
-        Ok(false) => tracing::warn!("the lease ran out before the end; another worker has the job"),
-        Err(e) => tracing::error!(error = %e, "cannot record the outcome; the lease will expire"),
+        if tokio::time::timeout(wait, stop.changed()).await.is_ok() {
+            tracing::warn!(
+                "shutting down before the outcome was recorded; the job will be done again"
+            );
+            return;
+        }
+        wait = (wait * 2).min(Duration::from_secs(10));
     }
 }
 
 /// A retry after the backoff, or dead once attempts or the deadline are used up.
-fn retry_or_dead(shared: &Shared, job: &JobRow, error: String) -> Outcome {
+async fn retry_or_dead(shared: &Shared, job: &JobRow, error: String) -> Outcome {
     let backoff = if job.kind == "notify" {
         super::backoff::Backoff {
             base_ms: shared.config.notify_retry.base_ms,
@@ -210,14 +342,21 @@ fn retry_or_dead(shared: &Shared, job: &JobRow, error: String) -> Outcome {
     } else {
         shared.config.job_backoff()
     };
-    let run_at_ms = now_ms() + backoff.delay_ms(job.attempts.max(1) as u32, jitter()) as i64;
-    let past_deadline = job.deadline_ms.is_some_and(|d| run_at_ms > d);
+    let delay_ms = backoff.delay_ms(job.attempts.max(1) as u32, jitter()) as i64;
+    // The deadline is on the database's clock.
+    let past_deadline = match job.deadline_ms {
+        Some(deadline) => {
+            let now = shared.queue.now_ms().await.unwrap_or_else(|_| now_ms());
+            now + delay_ms > deadline
+        }
+        None => false,
+    };
     if job.attempts >= job.max_attempts || past_deadline {
         Outcome::Dead {
             error: format!("{error} (gave up after {} attempts)", job.attempts),
         }
     } else {
-        Outcome::Retry { error, run_at_ms }
+        Outcome::Retry { error, delay_ms }
     }
 }
 

@@ -85,7 +85,12 @@ pub async fn post_opentok(
 
 /// POSTs a LiveSwitch webhook signed with the application's secret.
 pub async fn post_liveswitch(base: &str, body: &[u8]) -> reqwest::Response {
-    let sig = mosaic::service::verify::liveswitch_signature(body, LIVESWITCH_SECRET);
+    post_liveswitch_as(base, body, LIVESWITCH_SECRET).await
+}
+
+/// POSTs a LiveSwitch webhook signed with `secret` (another application's).
+pub async fn post_liveswitch_as(base: &str, body: &[u8], secret: &str) -> reqwest::Response {
+    let sig = mosaic::service::verify::liveswitch_signature(body, secret);
     client()
         .post(format!("{base}/v1/hooks/liveswitch"))
         .header("X-ApplicationSignature", sig)

@@ -27,9 +27,10 @@ pub use postgres::*;
 pub const OPENTOK_SECRET: &str = "opentok-project-secret";
 pub const LIVESWITCH_APP: &str = "mosaic-sample-app";
 pub const LIVESWITCH_SECRET: &str = "liveswitch-shared-secret";
-pub const ENABLEX_TOKEN: &str = "enablex-token";
-pub const API_TOKEN: &str = "api-token";
-pub const NOTIFY_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const ENABLEX_TOKEN: &str = "enablex-token-of-the-tests";
+pub const API_TOKEN: &str = "api-token-of-the-tests";
+/// Not the documented example (which the service refuses): 24 bytes of the tests' own.
+pub const NOTIFY_SECRET: &str = "whsec_dGhpcy1pcy1hLXRlc3Qtc2VjcmV0LTI0Yg==";
 
 /// A folder for one service: its configuration, data, output and storage.
 pub struct Setup {
@@ -134,10 +135,16 @@ pub struct Service {
 
 impl Service {
     pub fn start(role: &str, config: &Path) -> Service {
+        Service::start_with(role, config, &[])
+    }
+
+    /// Starts with extra environment variables (a test-only fault switch, an override).
+    pub fn start_with(role: &str, config: &Path, env: &[(&str, &str)]) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
             .args([role, "--config"])
             .arg(config)
             .env("RUST_LOG", "info,sqlx=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -185,6 +192,22 @@ impl Service {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to end by itself (a crash), giving its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "the service did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -338,4 +361,51 @@ impl Scene {
             Some(&self.server.url(&format!("{id}.zip"))),
         )
     }
+}
+
+/// The generated LiveSwitch folder `rec`'s ready event, with every file's URL on `server`
+/// (files the event does not name are found by connection id, as the media server names
+/// them).
+pub fn liveswitch_event(rec: &Path, server: &FileServer) -> Value {
+    let mut event: Value =
+        serde_json::from_slice(&std::fs::read(rec.join("event.json")).unwrap()).unwrap();
+    for c in event["connectionRecordings"].as_array_mut().unwrap() {
+        for (kind, ext) in [("audio", "mka"), ("video", "mkv")] {
+            let name = c[format!("{kind}FileName")]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{}-0.{ext}", c["connectionId"].as_str().unwrap()));
+            if rec.join(&name).exists() {
+                c[format!("{kind}Url")] = Value::String(server.url(&name));
+            }
+        }
+    }
+    event
+}
+
+/// Every file and folder under `root`, relative, sorted.
+pub fn tree(root: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            all.push(p.strip_prefix(root).unwrap().to_path_buf());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+/// A name the identifier gate could have given: `[A-Za-z0-9._-]`, no leading dot.
+pub fn is_plain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 120
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }

@@ -23,8 +23,7 @@ impl Postgres {
             .max()
             .expect("PostgreSQL's initdb (Debian package postgresql; scripts/install-deps.sh installs it)");
         let dir = tempfile::tempdir().unwrap();
-        let root = unsafe_is_root();
-        if root {
+        if unsafe_is_root() {
             let status = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
                 .arg(dir.path())
@@ -32,43 +31,63 @@ impl Postgres {
                 .unwrap();
             assert!(status.success());
         }
-        let data = dir.path().join("data");
-        let run = |tool: &str, args: &[&str]| {
-            let mut cmd = if root {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
-                c
-            } else {
-                Command::new(bin.join(tool))
-            };
-            let out = cmd.args(args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{tool} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let data_s = data.to_string_lossy().into_owned();
-        run(
-            "initdb",
-            &["-D", &data_s, "-U", "mosaic", "-A", "trust", "--no-sync"],
-        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
-            dir.path().display()
+        let pg = Postgres { dir, bin, port };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-U", "mosaic", "-A", "trust", "--no-sync"],
         );
-        let log = dir.path().join("log").to_string_lossy().into_owned();
-        run(
+        pg.resume();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_string_lossy().into_owned()
+    }
+
+    /// Runs one of PostgreSQL's tools (as the `postgres` user when the tests run as root).
+    fn run(&self, tool: &str, args: &[&str]) {
+        let mut cmd = if unsafe_is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            Command::new(self.bin.join(tool))
+        };
+        let out = cmd.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server at once (as a crash or a lost database would), keeping its data.
+    pub fn halt(&self) {
+        self.run(
             "pg_ctl",
-            &["-D", &data_s, "-l", &log, "-o", &opts, "-w", "start"],
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
         );
-        Postgres { dir, bin, port }
+    }
+
+    /// Starts the server (again) on the same port.
+    pub fn resume(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").to_string_lossy().into_owned();
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-l", &log, "-o", &opts, "-w", "start"],
+        );
     }
 
     pub fn url(&self) -> String {
@@ -86,7 +105,6 @@ fn unsafe_is_root() -> bool {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let data = self.dir.path().join("data");
         let mut cmd = if unsafe_is_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"])
@@ -97,7 +115,7 @@ impl Drop for Postgres {
         };
         let _ = cmd
             .arg("-D")
-            .arg(data)
+            .arg(self.data())
             .args(["-m", "immediate", "stop"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -3,9 +3,12 @@
 //! sqlx, for an embedded SQLite file and for PostgreSQL (where any number of workers on any
 //! number of machines claim jobs with `FOR UPDATE SKIP LOCKED`).
 //!
-//! A claimed job carries a lease (owner and expiry) that its worker renews; a job whose
-//! lease ran out (its worker died) is claimable again, so it is finished exactly once by
-//! whichever worker holds the lease when it completes: completion only counts for the owner.
+//! A claimed job carries a lease (an owner id of that claim alone, and an expiry on the
+//! database's clock) that its worker renews; a job whose lease ran out (its worker died) is
+//! claimable again, the lost attempt counted, so it is finished exactly once by whichever
+//! claim holds the lease when it completes: completion only counts for the owner. A job whose
+//! workers were lost `max_attempts` times ends dead instead of crashing worker after worker.
+//! A job's outcome and its notifications are stored in one transaction.
 
 mod sql;
 
@@ -46,7 +49,7 @@ impl Kind {
     }
 }
 
-/// A job to store.
+/// A job to store. Times are relative to the database's clock, which every worker shares.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub kind: Kind,
@@ -55,12 +58,31 @@ pub struct NewJob {
     pub source: String,
     pub summary: String,
     pub payload: String,
-    pub run_at_ms: i64,
+    /// Due this long after it is stored.
+    pub run_after_ms: i64,
     pub max_attempts: u32,
-    /// After this, the job is dead instead of retried.
-    pub deadline_ms: Option<i64>,
+    /// Dead instead of retried when a retry would come later than this long after it is
+    /// stored.
+    pub deadline_after_ms: Option<i64>,
     /// The job this one reports on (notifications).
     pub parent: Option<String>,
+}
+
+/// A webhook token id to spend with what the webhook stored, in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentToken {
+    pub jti: String,
+    /// Until when a replay could still pass the signature's time check (epoch ms).
+    pub until_ms: i64,
+}
+
+/// What storing a webhook's job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// The job's id, and whether it is new (false: the key's job was there already).
+    Job { id: String, new: bool },
+    /// The token was spent before: nothing stored.
+    Replay,
 }
 
 /// A stored job, as the API shows it.
@@ -75,6 +97,8 @@ pub struct JobRow {
     pub state: String,
     pub attempts: i64,
     pub max_attempts: i64,
+    /// How many attempts ended with the worker lost (its lease ran out).
+    pub lost: i64,
     /// 0 to 100.
     pub progress: f64,
     pub last_error: Option<String>,
@@ -88,6 +112,9 @@ pub struct JobRow {
     pub parent: Option<String>,
     /// The worker that holds (or last held) the job.
     pub worker: Option<String>,
+    /// The lease's owner: this claim's own id (not shown).
+    #[serde(skip)]
+    pub lease_owner: Option<String>,
     #[serde(skip)]
     pub payload: String,
 }
@@ -98,10 +125,10 @@ pub enum Outcome {
     Succeeded {
         outputs: String,
     },
-    /// Try again at `run_at_ms`.
+    /// Try again this long from now (the database's now).
     Retry {
         error: String,
-        run_at_ms: i64,
+        delay_ms: i64,
     },
     /// Not worth retrying (bad input).
     Failed {
@@ -113,33 +140,61 @@ pub enum Outcome {
     },
 }
 
-/// The durable queue.
+/// What [`Queue::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub jobs: u64,
+    pub events: u64,
+    pub tokens: u64,
+}
+
+/// The notifications for a job that ended without its worker (built by the caller, stored
+/// by the queue in the same transaction).
+pub type NotifyFor<'a> = &'a (dyn Fn(&JobRow, &Outcome) -> Vec<NewJob> + Send + Sync);
+
+/// The durable queue. Every lease and due time is on the database's clock.
 pub trait Queue: Send + Sync {
-    /// Stores a job unless one with its key exists; gives the job's id and whether it is new.
-    fn enqueue(&self, job: NewJob) -> BoxFuture<'_, QueueResult<(String, bool)>>;
-    /// Takes the next due job of `kind` (or one whose lease ran out) for `owner`.
+    /// Stores a job unless one with its key exists, spending `token` in the same
+    /// transaction (a token spent before stores nothing: [`Enqueued::Replay`]).
+    fn enqueue(
+        &self,
+        job: NewJob,
+        token: Option<SpentToken>,
+    ) -> BoxFuture<'_, QueueResult<Enqueued>>;
+    /// Takes the next due job of `kind` (or one whose lease ran out, counting that attempt
+    /// as lost) under a lease for `owner`, this claim's own id, on behalf of `worker` (the
+    /// process, as the API shows it).
     fn claim<'a>(
         &'a self,
         kind: Kind,
+        worker: &'a str,
         owner: &'a str,
         lease_ms: i64,
-        now_ms: i64,
     ) -> BoxFuture<'a, QueueResult<Option<JobRow>>>;
+    /// Ends, as dead, the jobs of `kind` whose lease ran out with their attempts used up
+    /// (a worker lost that many times: an input that crashes it), storing `notify`'s
+    /// notifications with each; gives them.
+    fn reap_lost<'a>(
+        &'a self,
+        kind: Kind,
+        notify: NotifyFor<'a>,
+    ) -> BoxFuture<'a, QueueResult<Vec<JobRow>>>;
     /// Renews `owner`'s lease and records progress; false when the lease was lost.
     fn heartbeat<'a>(
         &'a self,
         id: &'a str,
         owner: &'a str,
-        lease_until_ms: i64,
+        lease_ms: i64,
         progress: f64,
     ) -> BoxFuture<'a, QueueResult<bool>>;
-    /// Ends an attempt; false when `owner` no longer held the lease (nothing changed).
+    /// Ends an attempt and stores `notifications` in the same transaction; false when
+    /// `owner` no longer held the lease (nothing changed).
     fn finish<'a>(
         &'a self,
         id: &'a str,
         owner: &'a str,
         outcome: Outcome,
-        now_ms: i64,
+        notifications: Vec<NewJob>,
     ) -> BoxFuture<'a, QueueResult<bool>>;
     /// Gives a running job back (shutdown): queued again, the attempt not counted.
     fn release<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, QueueResult<()>>;
@@ -148,25 +203,28 @@ pub trait Queue: Send + Sync {
     fn list(&self, kind: Kind, limit: i64) -> BoxFuture<'_, QueueResult<Vec<JobRow>>>;
     /// (kind, state, count).
     fn counts(&self) -> BoxFuture<'_, QueueResult<Vec<(String, String, i64)>>>;
-    /// Keeps a received event.
+    /// Keeps a received event, spending `token` in the same transaction; false when the
+    /// token was spent before (nothing kept).
     fn record_event<'a>(
         &'a self,
         source: &'a str,
         kind: &'a str,
         key: Option<&'a str>,
         body: &'a str,
-        now_ms: i64,
-    ) -> BoxFuture<'a, QueueResult<()>>;
-    /// The bodies of the events kept under `key`, oldest first.
-    fn events<'a>(&'a self, key: &'a str) -> BoxFuture<'a, QueueResult<Vec<String>>>;
+        token: Option<SpentToken>,
+    ) -> BoxFuture<'a, QueueResult<bool>>;
+    /// The bodies of the events `source` sent under `key`, oldest first.
+    fn events<'a>(
+        &'a self,
+        source: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, QueueResult<Vec<String>>>;
     /// Keeps the input's timeline drawing (SVG) with the job.
     fn set_timeline<'a>(&'a self, id: &'a str, svg: &'a str) -> BoxFuture<'a, QueueResult<()>>;
     fn timeline<'a>(&'a self, id: &'a str) -> BoxFuture<'a, QueueResult<Option<String>>>;
-    /// Remembers a token id until `until_ms`; false if it was already remembered (a replay).
-    fn remember_token<'a>(
-        &'a self,
-        jti: &'a str,
-        until_ms: i64,
-        now_ms: i64,
-    ) -> BoxFuture<'a, QueueResult<bool>>;
+    /// Deletes events received and jobs ended more than `older_than_ms` ago, and token ids
+    /// that can no longer be replayed.
+    fn prune(&self, older_than_ms: i64) -> BoxFuture<'_, QueueResult<Pruned>>;
+    /// The database's clock (epoch ms).
+    fn now_ms(&self) -> BoxFuture<'_, QueueResult<i64>>;
 }
