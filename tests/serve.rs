@@ -53,6 +53,7 @@ async fn opentok_available_callback_composes_delivers_and_notifies() {
     // The API, the page, the timeline drawing, health and metrics. The page opened with the
     // token gives a session cookie (never the token itself) and sends the browser on to the
     // page without the token in its address; `Secure` when behind TLS.
+    mosaic::service::install_tls_provider();
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

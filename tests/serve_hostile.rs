@@ -566,3 +566,66 @@ async fn slow_clients_do_not_hold_the_intake_and_idle_connections_are_closed() {
     println!("slow connections cut after at most {latest} s of trickling");
     assert!(latest <= 8, "{closed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_are_bounded_in_total_and_each_source_reads_only_its_stores() {
+    let mut setup = Setup::new();
+    let files = setup.path("files");
+    let spec = archive(
+        "enablex",
+        ContainerKind::Webm,
+        vec![
+            stream("p1", [200, 30, 30], vec![500], vec![segment(0, 1_500)]),
+            stream("p2", [30, 30, 200], vec![700], vec![segment(0, 1_500)]),
+        ],
+    );
+    mosaic::sample::enablex::write_folder(&spec, &files, "room-cap", "conf-1").unwrap();
+    let size = |n: &str| std::fs::metadata(files.join(n)).unwrap().len();
+    // Each file fits the per-file limit; the two together do not fit the job's total.
+    let cap = size("p1.webm") + size("p2.webm") / 2;
+    setup.extra = format!("[fetch]\nmax_total_bytes = {cap}\n");
+    let server = FileServer::start(&files).await;
+    let svc = Service::start("serve", &setup.config(None, "sqlite", 1, true));
+    let mut n: Value =
+        serde_json::from_slice(&std::fs::read(files.join("notification.json")).unwrap()).unwrap();
+    n["recording"] = json!([server.url("p1.webm"), server.url("p2.webm")]);
+    let r = client()
+        .post(format!(
+            "{}/v1/hooks/enablex?token={ENABLEX_TOKEN}",
+            svc.base
+        ))
+        .body(serde_json::to_vec(&n).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job = wait_final(&svc.base, &job_id(&r.json().await.unwrap()), LONG).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("job's total download limit"),
+        "{job}"
+    );
+    assert!(setup.outputs().is_empty());
+
+    // opentok.storage is OpenTok's: a direct job may not name it (no input_stores here).
+    let inside = format!(
+        "file://{}/123456/arch/archive.zip",
+        setup.path("storage").display()
+    );
+    let r = client()
+        .post(format!("{}/v1/jobs", svc.base))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({ "url": inside }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let why = r.text().await.unwrap();
+    assert!(
+        why.contains("under a store configured for this source"),
+        "{why}"
+    );
+}

@@ -277,7 +277,7 @@ async fn http_once(f: &Fetch, dest: &Path, policy: &Policy, max: u64) -> Result<
         && len > max
     {
         return Err(FetchError::fatal(format!(
-            "{shown} is {len} bytes, over the limit of {max}"
+            "{shown} is {len} bytes, over the limit of {max} ({LIMITS})"
         )));
     }
     use futures_util::StreamExt;
@@ -286,6 +286,10 @@ async fn http_once(f: &Fetch, dest: &Path, policy: &Policy, max: u64) -> Result<
         .map(|c| c.map_err(reqwest::Error::without_url));
     save_stream(chunks, dest, max, &shown).await
 }
+
+/// What bounds a download, for its error.
+const LIMITS: &str =
+    "the per-file limit, what is left of the job's total download limit, or the announced size";
 
 /// Writes a stream of chunks to `dest`, at most `max` bytes; gives the size.
 pub(super) async fn save_stream<E: std::fmt::Display>(
@@ -304,8 +308,7 @@ pub(super) async fn save_stream<E: std::fmt::Display>(
         total += chunk.len() as u64;
         if total > max {
             return Err(FetchError::fatal(format!(
-                "{shown} is more than {max} bytes (the per-file limit, what is left of the \
-                 job's total download limit, or the announced size)"
+                "{shown} is more than {max} bytes ({LIMITS})"
             )));
         }
         out.write_all(&chunk).await.map_err(write_error)?;
@@ -333,12 +336,38 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::",
+            // Addresses that embed an IPv4 address, or are reserved for benchmarks and docs.
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::1",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "198.18.0.1",
+            "198.19.255.254",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "fec0::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.216.34", "8.8.8.8", "2606:2800:220:1::1"] {
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:2800:220:1::1",
+            "198.20.0.1",
+            "2001:4860:4860::8888",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
         assert_eq!(redact("https://h/a.zip?Signature=s"), "https://h/a.zip");
+        assert_eq!(
+            redact("https://user:pass@h:8443/a.zip?X-Amz-Signature=s#frag"),
+            "https://h:8443/a.zip"
+        );
+        assert_eq!(redact("http://token@h/a"), "http://h/a");
+        assert_eq!(redact("file:///s/a.zip"), "file:///s/a.zip");
     }
 }

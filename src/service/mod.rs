@@ -66,8 +66,18 @@ pub fn queue_url(config: &Config) -> String {
     }
 }
 
+/// Makes ring the process's TLS crypto provider (the build's only one), once; every HTTPS
+/// client (downloads, notifications, cloud object stores) uses it. Safe to call again.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Opens the queue and the output store, ready to work.
 pub async fn connect(config: Config) -> Result<Arc<Shared>, ServiceError> {
+    install_tls_provider();
     std::fs::create_dir_all(&config.data_dir)?;
     sweep_work(&config.data_dir.join("work"));
     let queue = SqlQueue::open(&queue_url(&config), (config.workers as u32 + 8).max(8)).await?;
@@ -146,4 +156,34 @@ pub async fn work(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Result<()
     worker::run(shared, stop).await;
     let _ = pruner.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_one_tls_provider_makes_https_clients_and_cloud_stores() {
+        install_tls_provider();
+        install_tls_provider();
+        let provider = rustls::crypto::CryptoProvider::get_default().expect("installed");
+        assert!(!provider.cipher_suites.is_empty());
+        reqwest::Client::builder()
+            .https_only(true)
+            .build()
+            .expect("an HTTPS client");
+        for url in [
+            "s3://bucket/prefix",
+            "gs://bucket/prefix",
+            "az://container/prefix",
+        ] {
+            if let Err(e) = store::Location::parse(url) {
+                // Only missing credentials or account names may stop a cloud store here.
+                assert!(
+                    e.contains("Account") || e.contains("credential") || e.contains("Missing"),
+                    "{url}: {e}"
+                );
+            }
+        }
+    }
 }

@@ -241,3 +241,32 @@ fn percent_decoded(s: &str) -> String {
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| s.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_paths_decode_each_segment_and_refuse_folders_in_them() {
+        let stores = vec!["file:///s/".to_string(), "file:///t".to_string()];
+        let (base, parts) = under_store("file:///s/123/arch%201/archive.zip", &stores).unwrap();
+        assert_eq!(base, "file:///s");
+        assert_eq!(parts, ["123", "arch 1", "archive.zip"]);
+        for bad in [
+            "file:///s/1%2F..%2F2/archive.zip",
+            "file:///s/../t/archive.zip",
+            "file:///s/%2e%2e/archive.zip",
+            "file:///s//archive.zip",
+            "file:///s/a.zip?x=1",
+            "file:///u/a.zip",
+            "file:///sx/a.zip",
+        ] {
+            assert!(under_store(bad, &stores).is_err(), "{bad}");
+        }
+        assert!(under_store("file:///t/a.zip", &stores).is_ok());
+        assert!(
+            under_store("file:///t/a.zip", &[]).is_err(),
+            "no store for this source"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use super::{API_TOKEN, LIVESWITCH_SECRET};
 /// An HTTP client for the service's API: one per thread (a client is costly to build, and
 /// its connections belong to the runtime of the test using it).
 pub fn client() -> reqwest::Client {
+    mosaic::service::install_tls_provider();
     thread_local! {
         static CLIENT: reqwest::Client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
