@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of untrusted input with cargo fuzz (libFuzzer) on the stable toolchain:
-# the OpenTok manifest, the LiveSwitch log and event, the EnableX notification and the
-# Matroska scan. Installs cargo-fuzz from crates.io when missing.
+# the OpenTok manifest, the LiveSwitch log and event, the EnableX notification, the Matroska
+# scan, and the identifier gate (plain, distinct names). Installs cargo-fuzz from crates.io
+# when missing.
 #
 #   scripts/fuzz.sh                      # each target for 10 s (what CI runs)
 #   scripts/fuzz.sh --seconds 60         # each target for a minute
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(manifest liveswitch_log liveswitch_event enablex_notification matroska_scan)
+[ ${#targets[@]} -gt 0 ] || targets=(manifest liveswitch_log liveswitch_event enablex_notification matroska_scan names)
 
 bash scripts/install-deps.sh
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -490,3 +490,30 @@ fn a_block_shorter_than_its_header_is_damage_not_a_crash() {
         Err(e) => assert!(matches!(e, Error::CorruptMedia { .. }), "{e}"),
     }
 }
+
+#[test]
+fn cluster_timestamps_near_the_end_of_time_do_not_overflow() {
+    // Three inputs the fuzzer made (fuzz/seeds/matroska_scan/overflow-*): a Cluster
+    // Timestamp near i64::MAX overflowed the time checks in a debug build (wrapped in
+    // release). Inspection now saturates: it reports what it read, or refuses the file.
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/matroska_scan");
+    let mut tried = 0;
+    for entry in std::fs::read_dir(&seeds).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("overflow-") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let result =
+            mosaic::inspect::inspect_container(&bytes[..], &name, &InspectOptions::default());
+        if let Err(e) = result {
+            assert!(
+                matches!(e, Error::CorruptMedia { .. } | Error::NotMatroska { .. }),
+                "{name}: {e}"
+            );
+        }
+        tried += 1;
+    }
+    assert_eq!(tried, 3);
+}

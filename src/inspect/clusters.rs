@@ -67,6 +67,20 @@ impl ClusterIndex {
         }
     }
 
+    /// A frame of the cluster that begins at `byte` (held back while later ones began).
+    pub fn frames_in(&mut self, byte: u64, first_ns: i64, last_ns: i64, key_ns: Option<i64>) {
+        let Some(c) = self.clusters.iter_mut().rev().find(|c| c.byte <= byte) else {
+            return;
+        };
+        c.span_ns = Some(match c.span_ns {
+            None => (first_ns, last_ns),
+            Some((a, b)) => (a.min(first_ns), b.max(last_ns)),
+        });
+        if c.key_ns.is_none() {
+            c.key_ns = key_ns;
+        }
+    }
+
     /// Merges neighbours two by two.
     fn halve(&mut self) {
         let merged = self

@@ -9,12 +9,12 @@ use std::io::Read;
 
 use webm_iterable::WebmIterator;
 use webm_iterable::errors::TagIteratorError;
-use webm_iterable::matroska_spec::{Master, MatroskaSpec};
+use webm_iterable::matroska_spec::{EbmlTag, Master, MatroskaSpec};
 
 use super::bitstream::{self, Dimensions};
 use super::block;
 use super::clusters::ClusterIndex;
-use super::resync::Tap;
+use super::resync::{self, Resume, Tap};
 use super::track::TrackScan;
 use super::{Codec, ContainerReport, Damage, InspectOptions, TrackKind, TrackReport, ns_to_ms};
 use crate::error::{Error, Result};
@@ -75,6 +75,7 @@ pub fn scan_frames<R: Read>(
     loop {
         let start = tap.position();
         scan.run_start = start;
+        scan.last_tag = LastTag::None;
         let mut tags = WebmIterator::new(
             &mut tap,
             &[
@@ -87,25 +88,41 @@ pub fn scan_frames<R: Read>(
             break;
         };
         drop(tags);
+        // What a held cluster holds counts as read, and so do suspects: the damage comes
+        // after them.
+        scan.release_held(on_frame)?;
+        scan.release_suspects(on_frame)?;
         let at = start + stop.at;
-        if stop.at_end {
-            scan.truncated = Some(stop.reason);
-            break;
-        }
-        match tap.seek_cluster(at + 1).map_err(|e| corrupt(filename, e))? {
+        // The damage begins where the last good element ends, but for a block: a block
+        // whose size lies is read whole and only the next read fails, so the last block is
+        // part of the damage.
+        let from = match scan.last_tag {
+            LastTag::None | LastTag::Block => at,
+            LastTag::Header => tap.element_end(at, true).unwrap_or(at),
+            LastTag::Whole => tap.element_end(at, false).unwrap_or(at),
+        };
+        let ctx = scan.resync_context();
+        // An element that runs past the end may be one whose size lies: the file is only
+        // truncated when nothing readable follows.
+        match tap
+            .resync(from.max(at + 1), &ctx)
+            .map_err(|e| corrupt(filename, e))?
+        {
             // Damage again before any frame was read: the same damaged region, longer.
             Some(resume) if scan.damage.last().is_some_and(|d| d.to_ms.is_none()) => {
                 if let Some(d) = scan.damage.last_mut() {
-                    d.to_byte = resume;
+                    d.to_byte = resume.offset();
                 }
+                scan.resumed(resume);
             }
-            Some(resume) => scan.damage.push(Damage {
-                from_byte: at,
-                to_byte: resume,
-                reason: stop.reason,
-                from_ms: scan.last_ns.map(ns_to_ms),
-                to_ms: None,
-            }),
+            Some(resume) => {
+                scan.damaged(from.min(resume.offset()), resume.offset(), stop.reason);
+                scan.resumed(resume);
+            }
+            None if stop.at_end => {
+                scan.truncated = Some(stop.reason);
+                break;
+            }
             None => {
                 scan.truncated = Some(format!(
                     "{} (nothing readable after byte {at})",
@@ -115,6 +132,8 @@ pub fn scan_frames<R: Read>(
             }
         }
     }
+    scan.release_held(on_frame)?;
+    scan.release_suspects(on_frame)?;
     let bytes_read = tap.position();
     Ok(scan.finish(bytes_read))
 }
@@ -143,12 +162,118 @@ struct Scan<'o> {
     first_tag: bool,
     truncated: Option<String>,
     damage: Vec<Damage>,
-    /// The latest frame time read, ns.
-    last_ns: Option<i64>,
     /// Offset in the file where the current run of the tag reader started.
     run_start: u64,
     clusters: ClusterIndex,
+    /// The times (ns) of the last frames read, for a damaged region's start (see
+    /// [`Damage::from_ms`]).
+    recent_ns: std::collections::VecDeque<i64>,
+    /// Per track, the times (ns) of its last blocks (what its next block, or one found
+    /// after damage, must not be far before: B-frames that straddle a mute come after the
+    /// frame that ends it, but not before the frames that came before the mute).
+    recent_track_ns: Vec<(u64, std::collections::VecDeque<i64>)>,
+    /// The frame times before the damaged region whose end is not known yet.
+    before_damage: Vec<i64>,
+    /// The timestamp of the last cluster whose frames were taken, ns, and the offset of the
+    /// current cluster.
+    last_cluster_ns: Option<i64>,
+    cluster_byte: u64,
+    /// A cluster whose Timestamp jumps, held until the next one tells whether it is damaged.
+    held: Option<Held>,
+    /// Where the tag being taken in starts.
+    tag_byte: u64,
+    /// What the last tag read in this run of the tag reader was.
+    last_tag: LastTag,
+    /// Per track, the time of its last frame taken in (ns).
+    track_last_ns: Vec<(u64, i64)>,
+    /// Blocks whose time jumps ahead of their track's, each held until the track's next
+    /// block says whether the jump is real (a mute) or the block's time is damaged.
+    suspects: Vec<Suspect>,
 }
+
+/// The last tag the tag reader gave, for where damage after it begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LastTag {
+    /// None yet in this run.
+    None,
+    /// A block or block group.
+    Block,
+    /// A master element's start: its header was read (the reader points at its start).
+    Header,
+    /// A whole element: any other, or a master's end (the reader points at the master's
+    /// start then).
+    Whole,
+}
+
+/// What [`Scan::judge_suspect`] did with a suspect of the block's track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judged {
+    NoSuspect,
+    Taken,
+    Damaged,
+    /// The block is held after the suspect.
+    Held,
+}
+
+/// A block held back: see [`Scan::suspects`].
+struct Suspect {
+    track: u64,
+    time_ns: i64,
+    /// Where its element starts and (once the next tag is read) ends.
+    byte: u64,
+    end: Option<u64>,
+    cluster_ts: i64,
+    cluster_byte: u64,
+    data: Vec<u8>,
+    keyframe: bool,
+    /// The track's blocks after it that come before it (a video track's B-frames, stored
+    /// after the frame they refer to), held to keep their storage order.
+    followers: Vec<Follower>,
+}
+
+/// A block of a suspect's track held after it: (data, key frame, cluster timestamp, cluster
+/// offset).
+struct Follower {
+    data: Vec<u8>,
+    keyframe: bool,
+    cluster_ts: i64,
+    cluster_byte: u64,
+}
+
+/// How many blocks before a suspect its video track may store after it (B-frames: H.264
+/// reorders at most 16 frames) before the suspect is judged damaged. Audio is not reordered.
+const VIDEO_REORDER: usize = 16;
+
+/// A block whose time is this far ahead of its track's last frame is held as a suspect.
+const SUSPECT_JUMP_NS: i64 = 1_000_000_000;
+/// A suspect is damaged when its track's next block comes this far before it.
+const SUSPECT_BACK_NS: i64 = 200_000_000;
+
+/// A cluster held back: its Timestamp is far from its neighbours', so its blocks wait for the
+/// next cluster's Timestamp to say whether it is the damaged one.
+struct Held {
+    byte: u64,
+    ts_ns: i64,
+    /// Before it: the last cluster's timestamp and the last frame's time (ns).
+    before_cluster_ns: Option<i64>,
+    before_last_ns: Option<i64>,
+    /// (block bytes, key frame) in storage order.
+    blocks: Vec<(Vec<u8>, bool)>,
+    bytes: usize,
+}
+
+/// A cluster whose Timestamp is this far past the last frame before it (or is before the
+/// previous cluster's by more than [`BACKWARDS_NS`]) is held until the next cluster's says
+/// which of the two is damaged. A real gap (everybody muted) is held too, and then taken as
+/// it is: the cluster after it goes on from it; holding one costs only a cluster's memory.
+const JUMP_NS: i64 = 10_000_000_000;
+const BACKWARDS_NS: i64 = 1_000_000_000;
+/// The most a held cluster may hold before it is taken as it is.
+const MAX_HELD: usize = 32 << 20;
+/// A block this far before the earliest of its track's last blocks is damage.
+const FAR_BEFORE_NS: i64 = 1_000_000_000;
+/// How many recent frame and block times are kept.
+const RECENT: usize = 64;
 
 impl<'o> Scan<'o> {
     fn new(filename: &'o str, opts: &'o InspectOptions) -> Scan<'o> {
@@ -166,10 +291,275 @@ impl<'o> Scan<'o> {
             first_tag: true,
             truncated: None,
             damage: Vec::new(),
-            last_ns: None,
             run_start: 0,
             clusters: ClusterIndex::default(),
+            recent_ns: std::collections::VecDeque::new(),
+            recent_track_ns: Vec::new(),
+            before_damage: Vec::new(),
+            last_cluster_ns: None,
+            cluster_byte: 0,
+            held: None,
+            tag_byte: 0,
+            last_tag: LastTag::None,
+            track_last_ns: Vec::new(),
+            suspects: Vec::new(),
         }
+    }
+
+    /// The time of `track`'s last frame taken in.
+    fn track_last(&self, track: u64) -> Option<i64> {
+        self.track_last_ns
+            .iter()
+            .find(|(t, _)| *t == track)
+            .map(|&(_, ns)| ns)
+    }
+
+    /// Settles the suspects still held when the reading stops: one that no block of its
+    /// track followed is taken in (nothing says it is damaged); one that its track's blocks
+    /// followed, all of them before it, is damage (a jump that B-frames explain goes on
+    /// from the suspect within a few frames).
+    fn release_suspects(
+        &mut self,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        for s in std::mem::take(&mut self.suspects) {
+            if s.followers.is_empty() {
+                self.take_suspect(s, on_frame)?;
+            } else {
+                let reason = format!(
+                    "a block of track {} at {} ms, ahead of every block after it",
+                    s.track,
+                    ns_to_ms(s.time_ns)
+                );
+                self.damaged(s.byte, s.end.unwrap_or(self.tag_byte), reason);
+                self.take_followers(s.followers, on_frame)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn take_suspect(
+        &mut self,
+        s: Suspect,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.take_held_block(&s.data, s.keyframe, s.cluster_ts, s.cluster_byte, on_frame)?;
+        self.take_followers(s.followers, on_frame)
+    }
+
+    fn take_followers(
+        &mut self,
+        followers: Vec<Follower>,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        for f in followers {
+            self.take_held_block(&f.data, f.keyframe, f.cluster_ts, f.cluster_byte, on_frame)?;
+        }
+        Ok(())
+    }
+
+    /// Takes in a block held back from the cluster at `cluster_byte` (timestamp `cluster_ts`).
+    fn take_held_block(
+        &mut self,
+        data: &[u8],
+        keyframe: bool,
+        cluster_ts: i64,
+        cluster_byte: u64,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if let Ok(block) = block::parse(data) {
+            let current = std::mem::replace(&mut self.cluster_ts, cluster_ts);
+            let _ = self.block_in(&block, keyframe, Some(cluster_byte), on_frame)?;
+            self.cluster_ts = current;
+        }
+        Ok(())
+    }
+
+    /// The next block of a suspect's track is at `time`: the suspect is taken in when the
+    /// track goes on from its time, or reported as damage when the track comes back to
+    /// where it was (for video, only after more blocks than B-frames can explain). `Held`:
+    /// the block was kept as the suspect's follower.
+    fn judge_suspect(
+        &mut self,
+        track: u64,
+        time: i64,
+        data: &[u8],
+        keyframe: bool,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<Judged> {
+        let Some(i) = self.suspects.iter().position(|s| s.track == track) else {
+            return Ok(Judged::NoSuspect);
+        };
+        if time >= self.suspects[i].time_ns.saturating_sub(SUSPECT_BACK_NS) {
+            let s = self.suspects.remove(i);
+            self.take_suspect(s, on_frame)?;
+            return Ok(Judged::Taken);
+        }
+        let reorders = self
+            .tracks
+            .iter()
+            .any(|t| t.number == track && t.kind == TrackKind::Video);
+        if reorders && self.suspects[i].followers.len() < VIDEO_REORDER {
+            let (cluster_ts, cluster_byte) = (self.cluster_ts, self.cluster_byte);
+            self.suspects[i].followers.push(Follower {
+                data: data.to_vec(),
+                keyframe,
+                cluster_ts,
+                cluster_byte,
+            });
+            return Ok(Judged::Held);
+        }
+        let s = self.suspects.remove(i);
+        let before = self.track_last(track).unwrap_or(time);
+        let reason = format!(
+            "a block of track {track} at {} ms, between frames at {} and {} ms",
+            ns_to_ms(s.time_ns),
+            ns_to_ms(before),
+            ns_to_ms(time)
+        );
+        self.damaged(s.byte, s.end.unwrap_or(self.tag_byte), reason);
+        self.take_followers(s.followers, on_frame)?;
+        Ok(Judged::Damaged)
+    }
+
+    /// What the search for the next block must know.
+    fn resync_context(&self) -> resync::Context {
+        resync::Context {
+            tracks: self
+                .tracks
+                .iter()
+                .map(|t| (t.number, self.relative_floor(t.number)))
+                .collect(),
+        }
+    }
+
+    /// The earliest time (ns) of `track`'s recent blocks.
+    fn track_floor_ns(&self, track: u64) -> Option<i64> {
+        self.recent_track_ns
+            .iter()
+            .find(|(t, _)| *t == track)
+            .and_then(|(_, r)| r.iter().copied().min())
+    }
+
+    /// [`Self::track_floor_ns`] relative to the current cluster, as a block gives its time.
+    fn relative_floor(&self, track: u64) -> Option<i16> {
+        let floor =
+            (self.track_floor_ns(track)? / self.timestamp_scale).saturating_sub(self.cluster_ts);
+        Some(floor.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16)
+    }
+
+    /// A damaged region from byte `from` to `to`.
+    fn damaged(&mut self, from: u64, to: u64, reason: String) {
+        self.before_damage = self.recent_ns.iter().copied().collect();
+        self.damage.push(Damage {
+            from_byte: from,
+            to_byte: to,
+            reason,
+            from_ms: self.recent_ns.iter().copied().max().map(ns_to_ms),
+            to_ms: None,
+        });
+    }
+
+    /// Reading resumes: at a Cluster (its blocks start afresh) or at a block of the current
+    /// cluster.
+    fn resumed(&mut self, resume: Resume) {
+        if let Resume::Cluster(_) = resume {
+            self.cluster_ts = 0;
+        }
+    }
+
+    /// The first frame after a damaged region is at `time`: the region's times, forwards.
+    fn close_damage(&mut self, time: i64) {
+        let Some(d) = self.damage.last_mut().filter(|d| d.to_ms.is_none()) else {
+            return;
+        };
+        let before = self
+            .before_damage
+            .iter()
+            .copied()
+            .filter(|&t| t <= time)
+            .max()
+            .unwrap_or(time);
+        d.from_ms = Some(ns_to_ms(before));
+        d.to_ms = Some(ns_to_ms(time));
+        self.before_damage.clear();
+    }
+
+    /// A cluster's Timestamp (ns) arrives: hold the cluster when it jumps, and judge the
+    /// cluster held before it.
+    fn cluster_timestamp(
+        &mut self,
+        ts_ns: i64,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(held) = self.held.take() {
+            let consistent = |from: Option<i64>, last: Option<i64>| {
+                from.is_some_and(|f| ts_ns >= f.saturating_sub(BACKWARDS_NS))
+                    && last.is_none_or(|l| ts_ns <= l.saturating_add(JUMP_NS))
+            };
+            let after_before = consistent(held.before_cluster_ns, held.before_last_ns);
+            let after_held = ts_ns >= held.ts_ns.saturating_sub(BACKWARDS_NS)
+                && ts_ns <= held.ts_ns.saturating_add(JUMP_NS);
+            if after_before && !after_held {
+                let ms = |ns: i64| ns_to_ms(ns);
+                let reason = format!(
+                    "the Cluster's Timestamp {} ms is implausible against its neighbours' \
+                     ({} ms before it, {} ms after it)",
+                    ms(held.ts_ns),
+                    held.before_cluster_ns.map_or(0, ms),
+                    ms(ts_ns)
+                );
+                self.damaged(held.byte, self.cluster_byte, reason);
+            } else {
+                self.release(held, on_frame)?;
+            }
+        }
+        let jumps = self
+            .last_cluster_ns
+            .is_some_and(|p| ts_ns < p.saturating_sub(BACKWARDS_NS))
+            || self
+                .recent_ns
+                .iter()
+                .copied()
+                .max()
+                .is_some_and(|l| ts_ns > l.saturating_add(JUMP_NS));
+        if jumps {
+            self.held = Some(Held {
+                byte: self.cluster_byte,
+                ts_ns,
+                before_cluster_ns: self.last_cluster_ns,
+                before_last_ns: self.recent_ns.iter().copied().max(),
+                blocks: Vec::new(),
+                bytes: 0,
+            });
+        } else {
+            self.last_cluster_ns = Some(ts_ns);
+        }
+        Ok(())
+    }
+
+    /// Takes the held cluster's blocks in (it is not damaged, or nothing says it is).
+    fn release_held(&mut self, on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>) -> Result<()> {
+        match self.held.take() {
+            Some(held) => self.release(held, on_frame),
+            None => Ok(()),
+        }
+    }
+
+    fn release(
+        &mut self,
+        held: Held,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let cluster_ts = std::mem::replace(&mut self.cluster_ts, held.ts_ns / self.timestamp_scale);
+        self.last_cluster_ns = Some(held.ts_ns);
+        for (data, keyframe) in &held.blocks {
+            if let Ok(block) = block::parse(data) {
+                let _ = self.block_in(&block, *keyframe, Some(held.byte), on_frame)?;
+            }
+        }
+        self.cluster_ts = cluster_ts;
+        Ok(())
     }
 
     fn not_matroska(&self, reason: String) -> Error {
@@ -216,9 +606,19 @@ impl<'o> Scan<'o> {
                 }
                 self.first_tag = false;
             }
+            let tag_byte = self.run_start + tags.last_emitted_tag_offset() as u64;
+            self.tag_byte = tag_byte;
+            self.last_tag = match (&tag, tag.as_master()) {
+                (MatroskaSpec::SimpleBlock(_) | MatroskaSpec::BlockGroup(_), _) => LastTag::Block,
+                (_, Some(Master::Start)) => LastTag::Header,
+                _ => LastTag::Whole,
+            };
+            for s in self.suspects.iter_mut().filter(|s| s.end.is_none()) {
+                s.end = Some(tag_byte);
+            }
             if matches!(tag, MatroskaSpec::Cluster(Master::Start)) {
-                let at = self.run_start + tags.last_emitted_tag_offset() as u64;
-                self.clusters.start(at);
+                self.clusters.start(tag_byte);
+                self.cluster_byte = tag_byte;
             }
             if let Err(reason) = self.tag(tag, on_frame)? {
                 let at = tags.last_emitted_tag_offset() as u64;
@@ -269,6 +669,8 @@ impl<'o> Scan<'o> {
             }
             MatroskaSpec::Timestamp(v) => {
                 self.cluster_ts = i64::try_from(v).unwrap_or(i64::MAX / 4);
+                let ns = self.cluster_ts.saturating_mul(self.timestamp_scale);
+                self.cluster_timestamp(ns, on_frame)?;
             }
             MatroskaSpec::SimpleBlock(data) => {
                 let block = match block::parse(&data) {
@@ -276,7 +678,7 @@ impl<'o> Scan<'o> {
                     Err(e) => return Ok(Err(e)),
                 };
                 let keyframe = block.keyframe;
-                if let Err(e) = self.block(&block, keyframe, on_frame)? {
+                if let Err(e) = self.block(&block, &data, keyframe, on_frame)? {
                     return Ok(Err(e));
                 }
             }
@@ -290,7 +692,7 @@ impl<'o> Scan<'o> {
                             Ok(b) => b,
                             Err(e) => return Ok(Err(e)),
                         };
-                        if let Err(e) = self.block(&block, keyframe, on_frame)? {
+                        if let Err(e) = self.block(&block, data, keyframe, on_frame)? {
                             return Ok(Err(e));
                         }
                     }
@@ -301,22 +703,83 @@ impl<'o> Scan<'o> {
         Ok(Ok(()))
     }
 
-    /// Takes one block's frames in. (The inner `Result` leaves room for blocks that must be
-    /// refused as damage; none is today.)
+    /// Takes one block in, or holds it with its cluster (see [`Held`]). A block far before
+    /// the ones just read in its cluster is damage.
     fn block(
         &mut self,
         block: &block::BlockData<'_>,
+        data: &[u8],
         keyframe: bool,
         on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
     ) -> Result<std::result::Result<(), block::BlockError>> {
-        let time = block_time(self.cluster_ts, block.timestamp, self.timestamp_scale);
         if !self.tracks.iter().any(|t| t.number == block.track) {
             return Ok(Ok(())); // a track we do not follow, or damage that named none
         }
-        if let Some(d) = self.damage.last_mut().filter(|d| d.to_ms.is_none()) {
-            d.to_ms = Some(ns_to_ms(time));
+        let time = block_time(self.cluster_ts, block.timestamp, self.timestamp_scale);
+        if let Some(floor) = self.track_floor_ns(block.track)
+            && time < floor.saturating_sub(FAR_BEFORE_NS)
+        {
+            return Ok(Err("a block far before its track's last ones"));
         }
-        self.last_ns = Some(self.last_ns.map_or(time, |l| l.max(time)));
+        if self.held.is_none() {
+            if self.judge_suspect(block.track, time, data, keyframe, on_frame)? == Judged::Held {
+                return Ok(Ok(()));
+            }
+            if self
+                .track_last(block.track)
+                .is_some_and(|last| time > last.saturating_add(SUSPECT_JUMP_NS))
+            {
+                self.suspects.push(Suspect {
+                    track: block.track,
+                    time_ns: time,
+                    byte: self.tag_byte,
+                    end: None,
+                    cluster_ts: self.cluster_ts,
+                    cluster_byte: self.cluster_byte,
+                    data: data.to_vec(),
+                    keyframe,
+                    followers: Vec::new(),
+                });
+                return Ok(Ok(()));
+            }
+        }
+        if let Some(held) = &mut self.held {
+            if held.bytes + data.len() <= MAX_HELD {
+                held.bytes += data.len();
+                held.blocks.push((data.to_vec(), keyframe));
+                return Ok(Ok(()));
+            }
+            // Too much to hold: the cluster is taken as it is.
+            let held = self.held.take();
+            if let Some(held) = held {
+                self.release(held, on_frame)?;
+            }
+        }
+        self.block_in(block, keyframe, None, on_frame)
+    }
+
+    /// Takes one block's frames in (`cluster`: the held cluster they belong to).
+    fn block_in(
+        &mut self,
+        block: &block::BlockData<'_>,
+        keyframe: bool,
+        cluster: Option<u64>,
+        on_frame: &mut dyn FnMut(FrameRef<'_>) -> Result<()>,
+    ) -> Result<std::result::Result<(), block::BlockError>> {
+        let time = block_time(self.cluster_ts, block.timestamp, self.timestamp_scale);
+        self.close_damage(time);
+        match self
+            .track_last_ns
+            .iter_mut()
+            .find(|(t, _)| *t == block.track)
+        {
+            Some((_, last)) => *last = (*last).max(time),
+            None => self.track_last_ns.push((block.track, time)),
+        }
+        self.recent_ns.push_back(time);
+        if self.recent_ns.len() > RECENT {
+            self.recent_ns.pop_front();
+        }
         let stored = add_block(
             &mut self.tracks,
             block.track,
@@ -326,13 +789,21 @@ impl<'o> Scan<'o> {
             on_frame,
         )?;
         if let Some(stored) = stored {
-            self.clusters
-                .frames(time, stored.last_ns, stored.video_key_ns);
+            match cluster {
+                Some(byte) => {
+                    self.clusters
+                        .frames_in(byte, time, stored.last_ns, stored.video_key_ns)
+                }
+                None => self
+                    .clusters
+                    .frames(time, stored.last_ns, stored.video_key_ns),
+            }
         }
         Ok(Ok(()))
     }
 
-    fn finish(self, bytes_read: u64) -> ContainerReport {
+    fn finish(mut self, bytes_read: u64) -> ContainerReport {
+        self.damage.sort_by_key(|d| d.from_byte);
         let tracks = self
             .tracks
             .into_iter()
@@ -441,7 +912,7 @@ fn add_block<'a>(
             keyframe,
             data: frame,
         })?;
-        time += duration.unwrap_or(0);
+        time = time.saturating_add(duration.unwrap_or(0));
         stored.last_ns = time;
     }
     Ok(Some(stored))

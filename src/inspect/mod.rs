@@ -97,8 +97,9 @@ pub struct Damage {
     pub from_byte: u64,
     pub to_byte: u64,
     pub reason: String,
-    /// The last frame read before the damage and the first after it (container ms); what
-    /// lies between is lost.
+    /// The last frame read before the damage and the first after it (container ms; never
+    /// backwards: a frame before the damage with a later time than the first after it is
+    /// taken for part of the damage); what lies between is lost.
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
 }
@@ -110,12 +111,13 @@ impl std::fmt::Display for Damage {
         };
         write!(
             f,
-            "unreadable from byte {} to {} ({}): frames between {} and {} lost; reading resumed at the next cluster",
+            "unreadable from byte {} to {} ({}): frames between {} and {} lost; reading resumed at byte {}",
             self.from_byte,
             self.to_byte,
             self.reason,
             t(self.from_ms),
-            t(self.to_ms)
+            t(self.to_ms),
+            self.to_byte
         )
     }
 }

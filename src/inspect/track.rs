@@ -126,7 +126,7 @@ impl TrackScan {
         match (self.last, self.last_end) {
             (Some(prev), _) if pts < prev => self.backwards += 1,
             (Some(prev), Some(end)) => {
-                if pts - end > self.gap_threshold_ns {
+                if pts.saturating_sub(end) > self.gap_threshold_ns {
                     self.gaps.push(GapNs {
                         from: prev,
                         to: pts,
@@ -136,7 +136,7 @@ impl TrackScan {
             }
             _ => self.last = Some(pts),
         }
-        let end = pts + duration;
+        let end = pts.saturating_add(duration);
         self.last_end = Some(self.last_end.map_or(end, |e| e.max(end)));
     }
 }
