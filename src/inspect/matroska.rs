@@ -167,11 +167,7 @@ struct Scan<'o> {
     clusters: ClusterIndex,
     /// The times (ns) of the last frames read, for a damaged region's start (see
     /// [`Damage::from_ms`]).
-    recent_ns: std::collections::VecDeque<i64>,
-    /// Per track, the times (ns) of its last blocks (what its next block, or one found
-    /// after damage, must not be far before: B-frames that straddle a mute come after the
-    /// frame that ends it, but not before the frames that came before the mute).
-    recent_track_ns: Vec<(u64, std::collections::VecDeque<i64>)>,
+    recent_ns: Recent,
     /// The frame times before the damaged region whose end is not known yet.
     before_damage: Vec<i64>,
     /// The timestamp of the last cluster whose frames were taken, ns, and the offset of the
@@ -270,10 +266,36 @@ const JUMP_NS: i64 = 10_000_000_000;
 const BACKWARDS_NS: i64 = 1_000_000_000;
 /// The most a held cluster may hold before it is taken as it is.
 const MAX_HELD: usize = 32 << 20;
-/// A block this far before the earliest of its track's last blocks is damage.
-const FAR_BEFORE_NS: i64 = 1_000_000_000;
-/// How many recent frame and block times are kept.
+/// How many recent frame times are kept.
 const RECENT: usize = 64;
+
+/// The times (ns) of the last [`RECENT`] frames read, in no particular order: a ring, so
+/// that keeping them costs a store per block.
+#[derive(Default)]
+struct Recent {
+    times: Vec<i64>,
+    next: usize,
+}
+
+impl Recent {
+    fn push(&mut self, time: i64) {
+        if self.times.len() < RECENT {
+            self.times.push(time);
+        } else {
+            self.times[self.next] = time;
+            self.next = (self.next + 1) % RECENT;
+        }
+    }
+
+    fn times(&self) -> &[i64] {
+        &self.times
+    }
+
+    /// The latest of them (asked once a cluster, and at damage).
+    fn max(&self) -> Option<i64> {
+        self.times.iter().copied().max()
+    }
+}
 
 impl<'o> Scan<'o> {
     fn new(filename: &'o str, opts: &'o InspectOptions) -> Scan<'o> {
@@ -293,8 +315,7 @@ impl<'o> Scan<'o> {
             damage: Vec::new(),
             run_start: 0,
             clusters: ClusterIndex::default(),
-            recent_ns: std::collections::VecDeque::new(),
-            recent_track_ns: Vec::new(),
+            recent_ns: Recent::default(),
             before_damage: Vec::new(),
             last_cluster_ns: None,
             cluster_byte: 0,
@@ -433,29 +454,22 @@ impl<'o> Scan<'o> {
         }
     }
 
-    /// The earliest time (ns) of `track`'s recent blocks.
-    fn track_floor_ns(&self, track: u64) -> Option<i64> {
-        self.recent_track_ns
-            .iter()
-            .find(|(t, _)| *t == track)
-            .and_then(|(_, r)| r.iter().copied().min())
-    }
-
-    /// [`Self::track_floor_ns`] relative to the current cluster, as a block gives its time.
+    /// `track`'s last frame time relative to the current cluster, as a block gives its time
+    /// (a block found after damage must not come more than a second before it).
     fn relative_floor(&self, track: u64) -> Option<i16> {
         let floor =
-            (self.track_floor_ns(track)? / self.timestamp_scale).saturating_sub(self.cluster_ts);
+            (self.track_last(track)? / self.timestamp_scale).saturating_sub(self.cluster_ts);
         Some(floor.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16)
     }
 
     /// A damaged region from byte `from` to `to`.
     fn damaged(&mut self, from: u64, to: u64, reason: String) {
-        self.before_damage = self.recent_ns.iter().copied().collect();
+        self.before_damage = self.recent_ns.times().to_vec();
         self.damage.push(Damage {
             from_byte: from,
             to_byte: to,
             reason,
-            from_ms: self.recent_ns.iter().copied().max().map(ns_to_ms),
+            from_ms: self.recent_ns.max().map(ns_to_ms),
             to_ms: None,
         });
     }
@@ -519,8 +533,6 @@ impl<'o> Scan<'o> {
             .is_some_and(|p| ts_ns < p.saturating_sub(BACKWARDS_NS))
             || self
                 .recent_ns
-                .iter()
-                .copied()
                 .max()
                 .is_some_and(|l| ts_ns > l.saturating_add(JUMP_NS));
         if jumps {
@@ -528,7 +540,7 @@ impl<'o> Scan<'o> {
                 byte: self.cluster_byte,
                 ts_ns,
                 before_cluster_ns: self.last_cluster_ns,
-                before_last_ns: self.recent_ns.iter().copied().max(),
+                before_last_ns: self.recent_ns.max(),
                 blocks: Vec::new(),
                 bytes: 0,
             });
@@ -716,11 +728,6 @@ impl<'o> Scan<'o> {
             return Ok(Ok(())); // a track we do not follow, or damage that named none
         }
         let time = block_time(self.cluster_ts, block.timestamp, self.timestamp_scale);
-        if let Some(floor) = self.track_floor_ns(block.track)
-            && time < floor.saturating_sub(FAR_BEFORE_NS)
-        {
-            return Ok(Err("a block far before its track's last ones"));
-        }
         if self.held.is_none() {
             if self.judge_suspect(block.track, time, data, keyframe, on_frame)? == Judged::Held {
                 return Ok(Ok(()));
@@ -776,10 +783,7 @@ impl<'o> Scan<'o> {
             Some((_, last)) => *last = (*last).max(time),
             None => self.track_last_ns.push((block.track, time)),
         }
-        self.recent_ns.push_back(time);
-        if self.recent_ns.len() > RECENT {
-            self.recent_ns.pop_front();
-        }
+        self.recent_ns.push(time);
         let stored = add_block(
             &mut self.tracks,
             block.track,
