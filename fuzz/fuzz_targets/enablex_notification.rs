@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
                 end_ms: 1_000,
             })
             .collect();
-        let (t, _) = enablex::timeline(&n, &facts);
+        let t = enablex::timeline(&n, &facts);
         let _ = t.span();
     }
 });
