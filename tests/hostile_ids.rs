@@ -7,6 +7,8 @@
 //! `tests/serve_hostile.rs`.)
 
 mod common;
+#[path = "harness/tree.rs"]
+mod tree;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::process::Command;
 use common::*;
 use mosaic::sample::ContainerKind;
 use serde_json::Value;
+use tree::{is_plain, paths_under};
 
 /// The hostile stream ids, each a stream of the archive; the last two differ only in a
 /// character the gate replaces.
@@ -140,33 +143,6 @@ fn mosaic(args: &[&str]) -> std::process::Output {
     out
 }
 
-/// Every file and folder under `root`, relative.
-fn tree(root: &Path) -> Vec<PathBuf> {
-    let mut all = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = e.path();
-            all.push(p.strip_prefix(root).unwrap().to_path_buf());
-            if e.file_type().unwrap().is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    all.sort();
-    all
-}
-
-/// A name the gate could have given: `[A-Za-z0-9._-]`, no leading dot, not too long.
-fn plain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 120
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
 /// The names of the files in `dir`, each plain, all distinct.
 fn plain_files(dir: &Path) -> Vec<String> {
     let names: Vec<String> = std::fs::read_dir(dir)
@@ -175,7 +151,7 @@ fn plain_files(dir: &Path) -> Vec<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     for n in &names {
-        assert!(plain(n), "{}: {n:?} is not a plain name", dir.display());
+        assert!(is_plain(n), "{}: {n:?} is not a plain name", dir.display());
     }
     let mut lower: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
     lower.sort();
@@ -272,23 +248,12 @@ fn hostile_stream_ids_write_only_plain_names_under_the_output_folder() {
     ]);
 
     // The whole temporary tree: inputs where they were put, everything else under out/.
-    for rel in tree(root.path()) {
-        let top = rel
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy();
-        assert!(
-            ["in", "out", "ls-in", "lsb-in"].contains(&top.as_ref()),
-            "{} was written outside the output folder",
-            rel.display()
-        );
+    for (top, below) in paths_under(root.path(), &["in", "out", "ls-in", "lsb-in"]) {
         if top == "out" {
-            for part in rel.components().skip(1) {
-                let name = part.as_os_str().to_string_lossy();
-                assert!(plain(&name), "{}: not plain", rel.display());
-            }
+            assert!(
+                below.iter().all(|p| is_plain(p)),
+                "out/{below:?}: not plain"
+            );
         }
     }
     let top = plain_files(&out);

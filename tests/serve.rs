@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 
 use common::*;
 use harness::*;
-use mosaic::sample::ContainerKind;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,14 +188,7 @@ async fn opentok_uploaded_callback_reads_the_storage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn liveswitch_event_composes_from_urls_and_earlier_events() {
     let setup = Setup::new();
-    let rec = setup.path("files");
-    mosaic::sample::liveswitch::write_folder(
-        &mosaic::sample::liveswitch::demo(),
-        &rec,
-        &Default::default(),
-    )
-    .unwrap();
-    let server = FileServer::start(&rec).await;
+    let (rec, server) = liveswitch_demo_served(&setup).await;
     let receiver = Receiver::start(0).await;
     let svc = Service::start(
         "serve",
@@ -268,15 +260,7 @@ async fn liveswitch_event_composes_from_urls_and_earlier_events() {
 async fn enablex_notification_composes_its_files() {
     let setup = Setup::new();
     let files = setup.path("files");
-    let spec = archive(
-        "enablex",
-        ContainerKind::Webm,
-        vec![
-            stream("p1", [200, 30, 30], vec![1_000], vec![segment(0, 3_000)]),
-            stream("p2", [30, 30, 200], vec![1_500], vec![segment(0, 3_000)]),
-        ],
-    );
-    mosaic::sample::enablex::write_folder(&spec, &files, "room-7", "conf-42").unwrap();
+    enablex_recording(&files, 3_000);
     let server = FileServer::start(&files).await;
     let receiver = Receiver::start(0).await;
     let svc = Service::start(
@@ -295,15 +279,7 @@ async fn enablex_notification_composes_its_files() {
         .await
         .unwrap();
     assert_eq!(without.status(), 401);
-    let r = client()
-        .post(format!(
-            "{}/v1/hooks/enablex?token={ENABLEX_TOKEN}",
-            svc.base
-        ))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = post_enablex(&svc.base, &body).await;
     assert_eq!(r.status(), 202);
     let id = r.json::<Value>().await.unwrap()["job"]
         .as_str()

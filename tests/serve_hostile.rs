@@ -38,14 +38,7 @@ const HOSTILE_APP_SECRET: &str = "hostile-application-secret";
 async fn hostile_ids_in_a_webhook_write_only_plain_names_under_the_output_store() {
     let mut setup = Setup::new();
     setup.extra = "produce = [\"compose\", \"repair\"]\n".into();
-    let rec = setup.path("files");
-    mosaic::sample::liveswitch::write_folder(
-        &mosaic::sample::liveswitch::demo(),
-        &rec,
-        &Default::default(),
-    )
-    .unwrap();
-    let server = FileServer::start(&rec).await;
+    let (rec, server) = liveswitch_demo_served(&setup).await;
     let receiver = Receiver::start(0).await;
     let config = setup.config(Some(&receiver.url()), "sqlite", 1, true);
     add_liveswitch_app(&config, HOSTILE_APP, HOSTILE_APP_SECRET);
@@ -101,36 +94,15 @@ async fn hostile_ids_in_a_webhook_write_only_plain_names_under_the_output_store(
         assert!(parts.iter().all(|p| is_plain(p)), "{o}");
     }
     // The whole folder of the service: nothing outside its own parts.
-    for rel in tree(setup.dir.path()) {
-        let top = rel
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy();
-        assert!(
-            ["data", "out", "files", "storage", "mosaic.toml"].contains(&top.as_ref()),
-            "{} written outside the service's folders",
-            rel.display()
-        );
+    let tops = ["data", "out", "files", "storage", "mosaic.toml"];
+    for (top, under) in paths_under(setup.dir.path(), &tops) {
         if top == "out" {
-            let under: Vec<String> = rel
-                .components()
-                .skip(1)
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
             if under.first().map(String::as_str) == Some(".mosaic-staging") {
-                assert!(
-                    setup
-                        .path("out")
-                        .join(rel.strip_prefix("out").unwrap())
-                        .is_dir(),
-                    "a staging file left behind: {}",
-                    rel.display()
-                );
+                let staged = under.iter().fold(setup.path("out"), |p, c| p.join(c));
+                assert!(staged.is_dir(), "a staging file left behind: {under:?}");
                 continue;
             }
-            assert!(under.iter().all(|p| is_plain(p)), "{}", rel.display());
+            assert!(under.iter().all(|p| is_plain(p)), "out/{under:?}");
         }
     }
     assert_eq!(
@@ -143,15 +115,7 @@ async fn hostile_ids_in_a_webhook_write_only_plain_names_under_the_output_store(
 async fn an_enablex_notification_with_opentok_fields_is_processed_as_enablex() {
     let setup = Setup::new();
     let files = setup.path("files");
-    let spec = archive(
-        "enablex",
-        ContainerKind::Webm,
-        vec![
-            stream("p1", [200, 30, 30], vec![1_000], vec![segment(0, 2_000)]),
-            stream("p2", [30, 30, 200], vec![1_500], vec![segment(0, 2_000)]),
-        ],
-    );
-    mosaic::sample::enablex::write_folder(&spec, &files, "room-7", "conf-42").unwrap();
+    enablex_recording(&files, 2_000);
     let server = FileServer::start(&files).await;
     let svc = Service::start("serve", &setup.config(None, "sqlite", 1, true));
     let mut n: Value =
@@ -163,15 +127,7 @@ async fn an_enablex_notification_with_opentok_fields_is_processed_as_enablex() {
     n["createdAt"] = 1_600_000_000_000i64.into();
     n["files"] = json!([{"streamId": "../../evil", "filename": "p1.webm",
         "startTimeOffset": 0, "stopTimeOffset": 2000}]);
-    let r = client()
-        .post(format!(
-            "{}/v1/hooks/enablex?token={ENABLEX_TOKEN}",
-            svc.base
-        ))
-        .body(serde_json::to_vec(&n).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = post_enablex(&svc.base, &serde_json::to_vec(&n).unwrap()).await;
     assert_eq!(r.status(), 202);
     let id = job_id(&r.json().await.unwrap());
     let job = wait_final(&svc.base, &id, LONG).await;
@@ -218,14 +174,7 @@ async fn an_object_already_in_the_output_store_is_never_overwritten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_application_cannot_claim_or_feed_another_applications_job() {
     let setup = Setup::new();
-    let rec = setup.path("files");
-    mosaic::sample::liveswitch::write_folder(
-        &mosaic::sample::liveswitch::demo(),
-        &rec,
-        &Default::default(),
-    )
-    .unwrap();
-    let server = FileServer::start(&rec).await;
+    let (rec, server) = liveswitch_demo_served(&setup).await;
     let evil_dir = setup.path("evil");
     std::fs::create_dir_all(&evil_dir).unwrap();
     std::fs::write(evil_dir.join("planted.mkv"), b"not a recording").unwrap();
@@ -440,33 +389,9 @@ async fn a_presigned_urls_query_and_credentials_appear_nowhere_after_a_failed_do
     })
     .await;
 
-    let jobs = client()
-        .get(format!("{}/v1/jobs", svc.base))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let one = client()
-        .get(format!("{}/v1/jobs/{first}", svc.base))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let page = client()
-        .get(format!("{}/", svc.base))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let jobs = get_text(&svc.base, "/v1/jobs").await;
+    let one = get_text(&svc.base, &format!("/v1/jobs/{first}")).await;
+    let page = get_text(&svc.base, "/").await;
     let notes: String = scene
         .receiver
         .delivered()
@@ -589,15 +514,7 @@ async fn downloads_are_bounded_in_total_and_each_source_reads_only_its_stores() 
     let mut n: Value =
         serde_json::from_slice(&std::fs::read(files.join("notification.json")).unwrap()).unwrap();
     n["recording"] = json!([server.url("p1.webm"), server.url("p2.webm")]);
-    let r = client()
-        .post(format!(
-            "{}/v1/hooks/enablex?token={ENABLEX_TOKEN}",
-            svc.base
-        ))
-        .body(serde_json::to_vec(&n).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = post_enablex(&svc.base, &serde_json::to_vec(&n).unwrap()).await;
     assert_eq!(r.status(), 202);
     let job = wait_final(&svc.base, &job_id(&r.json().await.unwrap()), LONG).await;
     assert_eq!(job["state"], "failed", "{job}");

@@ -633,21 +633,20 @@ mod tests {
     }
 
     /// The documented example with every placeholder secret replaced, as an operator must.
+    /// A secret of this operator's own for each key the example configuration needs.
+    const GOOD_SECRETS: &[(&str, &str)] = &[
+        ("MOSAIC_API_TOKEN", "a-token-of-this-operator"),
+        ("MOSAIC_OPENTOK_SECRET", "a-secret-of-this-operator"),
+        (
+            "MOSAIC_LIVESWITCH_SECRETS_my-app-id",
+            "a-secret-of-this-app",
+        ),
+        ("MOSAIC_ENABLEX_TOKEN", "an-enablex-token-of-ours"),
+        ("MOSAIC_NOTIFY_0_SECRET", NOTIFY_SECRET),
+    ];
+
     fn example_with_secrets() -> Config {
-        Config::parse(
-            include_str!("../../docs/mosaic.toml"),
-            env(&[
-                ("MOSAIC_API_TOKEN", "a-token-of-this-operator"),
-                ("MOSAIC_OPENTOK_SECRET", "a-secret-of-this-operator"),
-                (
-                    "MOSAIC_LIVESWITCH_SECRETS_my-app-id",
-                    "a-secret-of-this-app",
-                ),
-                ("MOSAIC_ENABLEX_TOKEN", "an-enablex-token-of-ours"),
-                ("MOSAIC_NOTIFY_0_SECRET", NOTIFY_SECRET),
-            ]),
-        )
-        .unwrap()
+        Config::parse(include_str!("../../docs/mosaic.toml"), env(GOOD_SECRETS)).unwrap()
     }
 
     #[test]
@@ -687,16 +686,7 @@ mod tests {
             "{}",
             err(&[])
         );
-        let good: Vec<(&str, &str)> = vec![
-            ("MOSAIC_API_TOKEN", "a-token-of-this-operator"),
-            ("MOSAIC_OPENTOK_SECRET", "a-secret-of-this-operator"),
-            (
-                "MOSAIC_LIVESWITCH_SECRETS_my-app-id",
-                "a-secret-of-this-app",
-            ),
-            ("MOSAIC_ENABLEX_TOKEN", "an-enablex-token-of-ours"),
-            ("MOSAIC_NOTIFY_0_SECRET", NOTIFY_SECRET),
-        ];
+        let good: Vec<(&str, &str)> = GOOD_SECRETS.to_vec();
         for (i, (name, _)) in good.iter().enumerate() {
             let key = match *name {
                 "MOSAIC_API_TOKEN" => "api_token".to_owned(),

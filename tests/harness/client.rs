@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{API_TOKEN, LIVESWITCH_SECRET};
+use super::{API_TOKEN, ENABLEX_TOKEN, LIVESWITCH_SECRET};
 
 /// An HTTP client for the service's API: one per thread (a client is costly to build, and
 /// its connections belong to the runtime of the test using it).
@@ -20,13 +20,18 @@ pub fn client() -> reqwest::Client {
 }
 
 pub async fn get_json(base: &str, path: &str) -> Value {
+    serde_json::from_str(&get_text(base, path).await).unwrap()
+}
+
+/// The body of an authenticated GET, as text (an API answer or the jobs page).
+pub async fn get_text(base: &str, path: &str) -> String {
     client()
         .get(format!("{base}{path}"))
         .bearer_auth(API_TOKEN)
         .send()
         .await
         .unwrap()
-        .json()
+        .text()
         .await
         .unwrap()
 }
@@ -78,6 +83,16 @@ pub async fn post_opentok(
         .post(format!("{base}/v1/hooks/opentok"))
         .bearer_auth(token)
         .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// POSTs an EnableX notification with the configured token.
+pub async fn post_enablex(base: &str, body: &[u8]) -> reqwest::Response {
+    client()
+        .post(format!("{base}/v1/hooks/enablex?token={ENABLEX_TOKEN}"))
         .body(body.to_vec())
         .send()
         .await

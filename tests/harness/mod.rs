@@ -18,11 +18,14 @@ use mosaic::sample::ContainerKind;
 mod client;
 mod peers;
 mod postgres;
+mod tree;
 pub use client::*;
 pub use peers::*;
 // Only some of the test programs that share this harness start PostgreSQL.
 #[allow(unused_imports)]
 pub use postgres::*;
+#[allow(unused_imports)]
+pub use tree::*;
 
 pub const OPENTOK_SECRET: &str = "opentok-project-secret";
 pub const LIVESWITCH_APP: &str = "mosaic-sample-app";
@@ -383,29 +386,29 @@ pub fn liveswitch_event(rec: &Path, server: &FileServer) -> Value {
     event
 }
 
-/// Every file and folder under `root`, relative, sorted.
-pub fn tree(root: &Path) -> Vec<PathBuf> {
-    let mut all = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = e.path();
-            all.push(p.strip_prefix(root).unwrap().to_path_buf());
-            if e.file_type().unwrap().is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    all.sort();
-    all
+/// An EnableX recording of room `room-7`, conference `conf-42` in `files`: two participants
+/// for `ms`, red with a flash at 1 s and blue with one at 1.5 s.
+pub fn enablex_recording(files: &Path, ms: i64) {
+    let spec = archive(
+        "enablex",
+        ContainerKind::Webm,
+        vec![
+            stream("p1", [200, 30, 30], vec![1_000], vec![segment(0, ms)]),
+            stream("p2", [30, 30, 200], vec![1_500], vec![segment(0, ms)]),
+        ],
+    );
+    mosaic::sample::enablex::write_folder(&spec, files, "room-7", "conf-42").unwrap();
 }
 
-/// A name the identifier gate could have given: `[A-Za-z0-9._-]`, no leading dot.
-pub fn is_plain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 120
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+/// The LiveSwitch demo recordings written to `files/` and served over HTTP.
+pub async fn liveswitch_demo_served(setup: &Setup) -> (PathBuf, FileServer) {
+    let rec = setup.path("files");
+    mosaic::sample::liveswitch::write_folder(
+        &mosaic::sample::liveswitch::demo(),
+        &rec,
+        &Default::default(),
+    )
+    .unwrap();
+    let server = FileServer::start(&rec).await;
+    (rec, server)
 }
