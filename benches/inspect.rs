@@ -1,5 +1,6 @@
 //! Inspection speed: container scan throughput (MB/s) on a generated 60 s 640x480 VP8/Opus
-//! file, and manifest parsing + timeline planning of a synthetic 4-hour, 50-stream,
+//! file, speech detection on its Opus track (decode and detect; the throughput is in seconds
+//! of sound a second, i.e. the real-time factor), and manifest parsing + timeline planning of a synthetic 4-hour, 50-stream,
 //! 400-segment manifest. Inputs are made here with mosaic's own generator; nothing is
 //! downloaded.
 
@@ -44,6 +45,19 @@ fn scan(c: &mut Criterion) {
     } else {
         eprintln!("skipping scan_real_chrome52: ../shared/media is not present");
     }
+    // Speech: the same file's Opus track decoded and searched (the cost does not depend on
+    // what is said).
+    group.throughput(Throughput::Elements(60));
+    group.bench_function("speech_60s_opus", |b| {
+        b.iter(|| {
+            mosaic::speech::file_speech(
+                black_box(webm.as_slice()),
+                "bench.webm",
+                &mosaic::speech::Params::default(),
+            )
+            .expect("speech")
+        })
+    });
     group.finish();
 }
 

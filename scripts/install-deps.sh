@@ -10,6 +10,7 @@ packages=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
   fonts-dejavu-core fonts-noto-core fonts-droid-fallback fonts-nanum fonts-noto-color-emoji ffmpeg mkvtoolnix time unzip zip
   postgresql
+  espeak-ng
 )
 
 missing=()

@@ -12,6 +12,8 @@
 //! - [`inspect`]: what each container really holds: tracks, timestamps, gaps (edge: reads
 //!   containers; the per-track accounting is pure);
 //! - [`compose`] and [`repair`]: one watchable file, or one playable file per participant;
+//! - [`speech`]: who spoke when, from each participant's own sound (edge: decodes; the
+//!   detector is pure);
 //! - [`opusdec`]: the Opus decoder both register with GStreamer (edge: libopus);
 //! - [`batch`]: many inputs, in parallel, isolated, resumable;
 //! - [`sample`]: deterministic test archives encoded with GStreamer (edge);
@@ -36,6 +38,7 @@ pub mod sample;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod source;
+pub mod speech;
 pub mod timeline;
 pub mod workdir;
 

@@ -346,6 +346,12 @@ pub struct StreamReport {
     /// Merged `[start, stop]` intervals during which the stream is on the timeline.
     pub presence_ms: Vec<[i64; 2]>,
     pub segments: Vec<SegmentReport>,
+    /// With `--speech`: when this participant spoke, on the timeline (see [`crate::speech`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speech: Option<Vec<crate::speech::Span>>,
+    /// With `--speech`: the total of `speech`, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talk_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -496,6 +502,8 @@ pub fn inspect_recording(
                 .map(|i| [i.start.0, i.stop.0])
                 .collect(),
             segments,
+            speech: None,
+            talk_ms: None,
         });
     }
     warnings.extend(

@@ -94,6 +94,18 @@ pub fn render(report: &ArchiveReport) -> String {
                 }
             }
         }
+        // With --speech: a green band at the foot of the row where the participant speaks.
+        for turn in stream.speech.iter().flatten() {
+            let (sx0, sx1) = (x(turn.from_ms), x(turn.to_ms));
+            let _ = writeln!(
+                s,
+                r##"<rect class="speech" x="{sx0:.1}" y="{:.1}" width="{:.1}" height="5" fill="#2b8a3e"><title>speech {}..{} ms</title></rect>"##,
+                y + 31.0,
+                (sx1 - sx0).max(1.0),
+                turn.from_ms,
+                turn.to_ms
+            );
+        }
     }
     // Time axis with about ten labelled ticks at a round step.
     let axis_y = TOP + ROW_H * report.streams.len() as f64 + 8.0;

@@ -85,6 +85,7 @@ pub fn render(report: &ArchiveReport) -> String {
             }
         }
     }
+    speech_table(&mut out, report);
     if !report.warnings.is_empty() {
         let _ = writeln!(out, "\nwarnings:");
         for w in &report.warnings {
@@ -92,6 +93,32 @@ pub fn render(report: &ArchiveReport) -> String {
         }
     }
     out
+}
+
+/// With `--speech`: each participant's talk time, share of all talk, and turns.
+fn speech_table(out: &mut String, report: &ArchiveReport) {
+    let talking: Vec<(&str, i64, usize)> = report
+        .streams
+        .iter()
+        .filter_map(|s| Some((s.label.as_str(), s.talk_ms?, s.speech.as_ref()?.len())))
+        .collect();
+    if talking.is_empty() {
+        return;
+    }
+    let total: i64 = talking.iter().map(|t| t.1).sum();
+    let _ = writeln!(out, "\nspeech  (talk time, share of all talk, turns)");
+    for (label, ms, turns) in talking {
+        let share = if total > 0 {
+            100.0 * ms as f64 / total as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "  {label:<24} {:>10}  {share:>5.1} %  {turns} turns",
+            ArchiveMs(ms).to_string()
+        );
+    }
 }
 
 fn track_line(t: &TrackReport) -> String {

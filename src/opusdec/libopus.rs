@@ -36,7 +36,7 @@ fn strerror(code: c_int) -> String {
 }
 
 /// libopus's decoder of one mono or stereo stream at 48 kHz.
-pub(super) struct Decoder {
+pub(crate) struct Decoder {
     state: NonNull<OpusDecoderState>,
     channels: usize,
 }
@@ -46,9 +46,16 @@ unsafe impl Send for Decoder {}
 
 impl Decoder {
     pub(super) fn new(channels: u8) -> Result<Decoder, String> {
+        Decoder::at_rate(RATE, channels)
+    }
+
+    /// A decoder whose output is at `rate` Hz (8, 12, 16, 24 or 48 kHz; libopus decodes
+    /// straight to it, cheaper than at 48 kHz) with `channels` (1 downmixes a stereo stream).
+    pub(crate) fn at_rate(rate: u32, channels: u8) -> Result<Decoder, String> {
         let mut error = 0;
+        let rate = i32::try_from(rate).map_err(|_| "bad rate".to_string())?;
         // SAFETY: plain constructor; `error` outlives the call.
-        let state = unsafe { opus_decoder_create(RATE as i32, c_int::from(channels), &mut error) };
+        let state = unsafe { opus_decoder_create(rate, c_int::from(channels), &mut error) };
         let state = NonNull::new(state).ok_or_else(|| strerror(error))?;
         // Phase inversion off, as opusdec sets it: the mix downmixes stereo to what it needs.
         // SAFETY: a valid state and a request that takes one int.
@@ -60,7 +67,7 @@ impl Decoder {
     }
 
     /// Decodes one packet into `pcm` (interleaved); returns the samples per channel.
-    pub(super) fn decode(&mut self, packet: &[u8], pcm: &mut [f32]) -> Result<usize, String> {
+    pub(crate) fn decode(&mut self, packet: &[u8], pcm: &mut [f32]) -> Result<usize, String> {
         let len = i32::try_from(packet.len()).map_err(|_| "packet too large".to_string())?;
         let frame_size = pcm.len() / self.channels;
         // SAFETY: `packet` holds `len` bytes and `pcm` room for `frame_size` samples of every

@@ -26,7 +26,7 @@ use gstreamer::prelude::*;
 use gstreamer_audio as gst_audio;
 use gstreamer_audio::prelude::*;
 
-mod libopus;
+pub(crate) mod libopus;
 use libopus::Decoder;
 
 /// The element's factory name.

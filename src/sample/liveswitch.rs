@@ -49,6 +49,7 @@ pub fn demo() -> ArchiveSpec {
         tone_hz: tone,
         marks_ms: marks,
         segments: segs,
+        speech: vec![],
     };
     let mut alice = SegmentSpec::new(0, 8_000);
     alice.audio_mutes = vec![[3_500, 4_200]];

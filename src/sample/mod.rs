@@ -12,6 +12,7 @@ pub mod liveswitch;
 pub mod mux;
 pub mod spec;
 pub mod synth;
+pub mod wav;
 
 use std::io::Write;
 use std::path::Path;
@@ -21,7 +22,7 @@ use zip::write::SimpleFileOptions;
 
 use crate::error::{Error, Result};
 use crate::output::AtomicFile;
-pub use spec::{ArchiveSpec, ContainerKind, Resize, SegmentSpec, StreamSpec};
+pub use spec::{ArchiveSpec, ContainerKind, Resize, SegmentSpec, SpeechClip, StreamSpec};
 use spec::{SAMPLE_RATE, SegmentPlan};
 
 /// What [`write_archive`] wrote.
@@ -71,7 +72,12 @@ pub fn encode_tracks(
     stream: &StreamSpec,
     seg: &SegmentSpec,
 ) -> Result<EncodedSegment> {
-    let plan = SegmentPlan::new(spec, stream, seg);
+    let mut plan = SegmentPlan::new(spec, stream, seg);
+    for clip in &stream.speech {
+        let samples = wav::read(&clip.wav, SAMPLE_RATE)?;
+        let first = (clip.at_ms - seg.start_ms) * i64::from(SAMPLE_RATE) / 1000;
+        plan.speech.push((first, samples));
+    }
     let (codec, codec_id, doc_type) = match spec.container {
         ContainerKind::Webm => (encode::VideoCodec::Vp8, "V_VP8", "webm"),
         ContainerKind::Mkv => (
@@ -228,6 +234,7 @@ fn stream(
         tone_hz,
         marks_ms,
         segments,
+        speech: vec![],
     }
 }
 

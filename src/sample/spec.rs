@@ -72,6 +72,16 @@ pub struct StreamSpec {
     #[serde(default)]
     pub marks_ms: Vec<i64>,
     pub segments: Vec<SegmentSpec>,
+    /// Recorded sound mixed over the tone: speech for detection tests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speech: Vec<SpeechClip>,
+}
+
+/// A 16-bit PCM WAV file (any rate, mono or stereo) heard from an archive time on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeechClip {
+    pub at_ms: i64,
+    pub wav: std::path::PathBuf,
 }
 
 /// One continuous recording (one file) of a stream.
@@ -229,6 +239,9 @@ pub struct SegmentPlan {
     /// `[from, to)` in segment ns where audio packets are dropped.
     pub audio_mutes_ns: Vec<[i64; 2]>,
     pub audio: bool,
+    /// Recorded sound: (first segment sample, samples at [`SAMPLE_RATE`]), filled in by the
+    /// encoder from the stream's [`SpeechClip`]s (the plan itself reads no file).
+    pub speech: Vec<(i64, std::sync::Arc<[f32]>)>,
 }
 
 impl SegmentPlan {
@@ -295,6 +308,7 @@ impl SegmentPlan {
             beep_starts,
             audio_mutes_ns,
             audio: !seg.no_audio,
+            speech: Vec::new(),
         }
     }
 
@@ -333,6 +347,7 @@ mod tests {
                 color: [255, 0, 0],
                 tone_hz: 440.0,
                 marks_ms: vec![1_250, 2_500, 9_000],
+                speech: vec![],
                 segments: vec![SegmentSpec {
                     start_ms: 1_000,
                     stop_ms: 3_000,

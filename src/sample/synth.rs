@@ -59,12 +59,20 @@ pub fn audio(plan: &SegmentPlan, first: u64, count: usize) -> Vec<i16> {
             let n = first + i;
             let t = n as f64 / rate;
             let beeping = plan.beep_starts.iter().any(|&b| n >= b && n < b + beep_len);
-            let s = if beeping {
+            let mut s = if beeping {
                 BEEP_AMPLITUDE * (std::f64::consts::TAU * BEEP_HZ * t).sin()
             } else {
                 TONE_AMPLITUDE * (std::f64::consts::TAU * plan.tone_hz * t).sin()
             };
-            (s * f64::from(i16::MAX)).round() as i16
+            for (start, clip) in &plan.speech {
+                if let Some(x) = usize::try_from(n as i64 - start)
+                    .ok()
+                    .and_then(|k| clip.get(k))
+                {
+                    s += f64::from(*x);
+                }
+            }
+            (s.clamp(-1.0, 1.0) * f64::from(i16::MAX)).round() as i16
         })
         .collect()
 }
@@ -111,6 +119,7 @@ mod tests {
             beep_starts: vec![4800],
             audio_mutes_ns: vec![],
             audio: true,
+            speech: vec![],
         };
         let peak = |s: &[i16]| s.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
         let a = audio(&plan, 0, 4800);

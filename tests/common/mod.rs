@@ -31,6 +31,7 @@ pub fn stream(
         color,
         marks_ms,
         segments,
+        speech: vec![],
     }
 }
 
