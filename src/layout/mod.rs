@@ -8,6 +8,8 @@
 //! `verticalPresentation`. Tiles are regions: the picture is fitted inside keeping its
 //! aspect ratio (see [`fit`]).
 
+pub mod speaker;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
