@@ -231,3 +231,114 @@ fn inspect_finds_every_turn_and_the_talk_times() {
         );
     }
 }
+
+/// Who the main region should show at `t` (archive ms), from the script: the last one to
+/// begin a turn long enough (the "mm-hm" is not), both while the two talk together; and
+/// the times the script changes it.
+fn scripted_main(scripted: &[Vec<[i64; 2]>], t: i64) -> Vec<usize> {
+    let long: Vec<(i64, i64, usize)> = scripted
+        .iter()
+        .enumerate()
+        .flat_map(|(w, ts)| {
+            ts.iter()
+                .filter(|x| x[1] - x[0] >= 1_500)
+                .map(move |x| (x[0], x[1], w))
+        })
+        .collect();
+    let started: Vec<&(i64, i64, usize)> = long.iter().filter(|x| x.0 <= t).collect();
+    let talking: Vec<usize> = started.iter().filter(|x| x.1 > t).map(|x| x.2).collect();
+    if talking.len() == 2 {
+        let mut both = talking;
+        both.sort_by_key(|&w| long.iter().find(|x| x.2 == w && x.0 <= t).map(|x| x.0));
+        return both;
+    }
+    match started.iter().max_by_key(|x| x.0) {
+        // The one who started last, unless they already stopped and someone talks on.
+        Some(last) if talking.is_empty() || talking.contains(&last.2) => vec![last.2],
+        Some(_) => talking,
+        None => long.iter().min().map(|x| vec![x.2]).unwrap_or_default(),
+    }
+}
+
+#[test]
+fn the_speaker_layout_shows_who_speaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, scripted) = conversation(dir.path());
+    let zip = dir.path().join("call.zip");
+    mosaic::sample::write_archive(&spec, &zip).unwrap();
+    let out = dir.path().join("call.mp4");
+    let run = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .args([
+            "compose",
+            zip.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--layout", "speaker", "--size", "640x480", "--speed", "fast", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let d = decode(&out);
+    let colours = [[200, 40, 40], [40, 170, 60], [40, 70, 210], PLACEHOLDER];
+    let end = scripted.iter().flatten().map(|t| t[1]).max().unwrap();
+    // Where the script changes who is shown: the cuts may land from 300 ms before to a
+    // frame after (and a little for the detector's own error).
+    let mut changes = Vec::new();
+    let mut prev = scripted_main(&scripted, 0);
+    for t in (0..end).step_by(10) {
+        let now = scripted_main(&scripted, t);
+        if now != prev {
+            changes.push(t);
+            prev = now;
+        }
+    }
+    println!("scripted changes at {changes:?}");
+    let near_cut = |t: i64| changes.iter().any(|&c| t >= c - 350 && t <= c + 150);
+    let mut shown: Vec<(i64, Vec<usize>)> = Vec::new();
+    for t in (0..end).step_by(100) {
+        let frame = d.frame_at(t as f64);
+        let want = scripted_main(&scripted, t);
+        let probe = |fx: f64, fy: f64| {
+            let rgb = d.rgb_at(frame, fx, fy);
+            colours.iter().position(|c| {
+                rgb.iter()
+                    .zip(c)
+                    .all(|(a, b)| (a - f64::from(*b)).abs() < 40.0)
+            })
+        };
+        let got: Vec<usize> = if want.len() == 2
+            || near_cut(t)
+                && probe(0.1875, 0.5).is_some()
+                && probe(0.5625, 0.5).is_some()
+                && probe(0.1875, 0.5) != probe(0.5625, 0.5)
+        {
+            [probe(0.1875, 0.5), probe(0.5625, 0.5)]
+                .into_iter()
+                .flatten()
+                .collect()
+        } else {
+            probe(0.25, 0.35).into_iter().collect()
+        };
+        if shown.last().map(|s| &s.1) != Some(&got) {
+            shown.push((t, got.clone()));
+        }
+        if near_cut(t) {
+            continue;
+        }
+        assert_eq!(
+            got, want,
+            "at {t} ms the main region shows {got:?}, the script says {want:?}"
+        );
+    }
+    println!("shown: {shown:?}");
+    // No shot shorter than 2 s (the first and last may be cut by the recording).
+    for w in shown.windows(2).skip(1) {
+        assert!(w[1].0 - w[0].0 >= 1_900, "a short shot: {shown:?}");
+    }
+}

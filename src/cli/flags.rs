@@ -61,8 +61,11 @@ pub struct ComposeFlags {
     #[arg(long, value_enum)]
     format: Option<OutputFormat>,
     /// bestFit (a grid, recomputed as people join and leave; a screen share gets the
-    /// large region), pip, verticalPresentation, horizontalPresentation, or custom
-    /// (with --layout-file).
+    /// large region), pip, verticalPresentation, horizontalPresentation, speaker (the
+    /// current speaker in the main region, cut as they begin, chosen from everybody's
+    /// speech with hindsight; interjections under 1.5 s ignored, no shot under 2 s, two
+    /// side by side when they talk together for 3 s; a screen share keeps the main region),
+    /// or custom (with --layout-file).
     #[arg(long, default_value = "bestFit", value_parser = parse_layout_name)]
     layout: String,
     /// A custom layout: {"regions": [{"x":0,"y":0,"w":0.5,"h":1,"z":0,"role":"screen"},
@@ -162,11 +165,12 @@ pub enum MutePolicy {
     Placeholder,
 }
 
-const LAYOUTS: [&str; 5] = [
+const LAYOUTS: [&str; 6] = [
     "bestFit",
     "pip",
     "verticalPresentation",
     "horizontalPresentation",
+    "speaker",
     "custom",
 ];
 

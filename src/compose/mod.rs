@@ -334,6 +334,31 @@ pub fn refuse_damage(report: &crate::inspect::ArchiveReport) -> Result<()> {
     }
 }
 
+/// The plan's options, with the speaker layout's shots when it is asked for: everybody's
+/// speech found (each audio track decoded once) and the shots planned from it.
+fn with_speakers(
+    recording: &mut Recording,
+    report: &crate::inspect::ArchiveReport,
+    opts: &PlanOptions,
+) -> Result<PlanOptions> {
+    if !matches!(&opts.layout, crate::layout::Layout::Speaker(shots) if shots.is_empty()) {
+        return Ok(opts.clone());
+    }
+    let mut report = report.clone();
+    crate::speech::add_to_report(&mut report, recording, &Default::default())?;
+    let turns: Vec<Vec<crate::speech::Span>> = report
+        .streams
+        .iter()
+        .map(|s| s.speech.clone().unwrap_or_default())
+        .collect();
+    let start = opts.from_ms.or(report.span_ms.map(|s| s[0])).unwrap_or(0);
+    let shots = crate::layout::speaker::plan(&turns, start, &Default::default());
+    Ok(PlanOptions {
+        layout: crate::layout::Layout::Speaker(shots),
+        ..opts.clone()
+    })
+}
+
 /// Composes the recording at `input` (any source mosaic reads, holding one recording) into
 /// `output`.
 pub fn compose(
@@ -383,8 +408,9 @@ pub fn compose_inspected(
     if opts.strict {
         refuse_damage(report)?;
     }
+    let plan_opts = with_speakers(recording, report, &opts.plan)?;
     let timeline = &recording.timeline;
-    let plan = Plan::new(timeline, |name| report.segment(name), &opts.plan).ok_or_else(|| {
+    let plan = Plan::new(timeline, |name| report.segment(name), &plan_opts).ok_or_else(|| {
         Error::InvalidOption(
             "nothing to compose: the recording (or the --from/--to window) is empty".into(),
         )

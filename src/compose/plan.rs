@@ -12,7 +12,7 @@
 //! - between its segments (away), and in a segment with no video: the placeholder.
 
 use crate::inspect::{SegmentReport, TrackKind};
-use crate::layout::{Layout, Tile, TileRequest};
+use crate::layout::{Layout, Tile, TileRequest, speaker};
 use crate::timeline::{Timeline, VideoType};
 
 /// An output size, `WIDTHxHEIGHT`.
@@ -252,6 +252,14 @@ impl Plan {
                     .filter(|&t| t > start && t < stop),
             );
         }
+        if let Layout::Speaker(shots) = &opts.layout {
+            bounds.extend(
+                shots
+                    .iter()
+                    .map(|s| s.from_ms)
+                    .filter(|&t| t > start && t < stop),
+            );
+        }
         bounds.sort_unstable();
         bounds.dedup();
         let mut tiles: Vec<Vec<(i64, Option<Tile>)>> = vec![Vec::new(); timeline.streams.len()];
@@ -266,7 +274,17 @@ impl Plan {
                     screen: timeline.streams[i].video_type == VideoType::Screen,
                 })
                 .collect();
-            let arranged = opts.layout.arrange(opts.width, opts.height, &requests);
+            let arranged = match &opts.layout {
+                Layout::Speaker(shots) if !shots.is_empty() => {
+                    let shot = shots
+                        .iter()
+                        .take_while(|s| s.from_ms <= t)
+                        .last()
+                        .unwrap_or(&shots[0]);
+                    speaker::arrange(opts.width, opts.height, &requests, &present, shot)
+                }
+                layout => layout.arrange(opts.width, opts.height, &requests),
+            };
             for (i, steps) in tiles.iter_mut().enumerate() {
                 let tile = present
                     .iter()

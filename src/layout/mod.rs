@@ -114,17 +114,22 @@ pub enum Layout {
     VerticalPresentation,
     HorizontalPresentation,
     Custom(CustomLayout),
+    /// The current speaker in the main region, chosen with hindsight from everybody's speech
+    /// ([`speaker`]); the shots are filled in by compose once it knows who spoke when (empty:
+    /// not yet, and arranged as `bestFit`).
+    Speaker(Vec<speaker::Shot>),
 }
 
 impl Layout {
     /// The built-in layout of a name (`bestFit`, `pip`, `verticalPresentation`,
-    /// `horizontalPresentation`, any case); `custom` needs its regions, so it is not one.
+    /// `horizontalPresentation`, `speaker`, any case); `custom` needs its regions, so it is not one.
     pub fn named(name: &str) -> Option<Layout> {
         match name.to_ascii_lowercase().as_str() {
             "bestfit" => Some(Layout::BestFit),
             "pip" => Some(Layout::Pip),
             "verticalpresentation" => Some(Layout::VerticalPresentation),
             "horizontalpresentation" => Some(Layout::HorizontalPresentation),
+            "speaker" => Some(Layout::Speaker(Vec::new())),
             _ => None,
         }
     }
@@ -140,7 +145,9 @@ impl Layout {
         // share, else the first stream.
         let focus = requests.iter().position(|r| r.screen);
         match self {
-            Layout::BestFit => match focus {
+            // Without shots (nobody spoke): the grid. With them, see `speaker::arrange`,
+            // which needs the time.
+            Layout::BestFit | Layout::Speaker(_) => match focus {
                 Some(f) if n > 1 => presentation(width, height, n, f, true),
                 _ => grid(width, height, n),
             },
