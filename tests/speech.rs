@@ -267,6 +267,7 @@ fn the_speaker_layout_shows_who_speaks() {
     let zip = dir.path().join("call.zip");
     mosaic::sample::write_archive(&spec, &zip).unwrap();
     let out = dir.path().join("call.mp4");
+    let vtt = dir.path().join("call.vtt");
     let run = Command::new(env!("CARGO_BIN_EXE_mosaic"))
         .args([
             "compose",
@@ -277,6 +278,8 @@ fn the_speaker_layout_shows_who_speaks() {
         .args([
             "--layout", "speaker", "--size", "640x480", "--speed", "fast", "--json",
         ])
+        .arg("--speakers")
+        .arg(&vtt)
         .output()
         .unwrap();
     assert!(
@@ -284,6 +287,7 @@ fn the_speaker_layout_shows_who_speaks() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    check_speakers(&run.stdout, &vtt, &scripted);
     let d = decode(&out);
     let colours = [[200, 40, 40], [40, 170, 60], [40, 70, 210], PLACEHOLDER];
     let end = scripted.iter().flatten().map(|t| t[1]).max().unwrap();
@@ -341,4 +345,61 @@ fn the_speaker_layout_shows_who_speaks() {
     for w in shown.windows(2).skip(1) {
         assert!(w[1].0 - w[0].0 >= 1_900, "a short shot: {shown:?}");
     }
+}
+
+/// The compose report's turns and talk times, and the WebVTT file: ffmpeg reads it, one cue
+/// a scripted turn, at the script's times (the output starts at the recording's start).
+fn check_speakers(report: &[u8], vtt: &Path, scripted: &[Vec<[i64; 2]>]) {
+    let report: Value = serde_json::from_slice(report).unwrap();
+    let speakers = report["speakers"].as_array().unwrap();
+    for (who, want) in scripted.iter().enumerate() {
+        let s = speakers
+            .iter()
+            .find(|s| s["stream_id"] == NAMES[who])
+            .unwrap();
+        assert_eq!(s["turns"].as_array().unwrap().len(), want.len(), "{s}");
+        let talk: i64 = want.iter().map(|t| t[1] - t[0]).sum();
+        let got = s["talk_ms"].as_i64().unwrap();
+        assert!((got - talk).abs() * 20 <= talk, "{s}");
+    }
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=pts_time,duration_time",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(vtt)
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let cues: Vec<[i64; 2]> = String::from_utf8_lossy(&probe.stdout)
+        .lines()
+        .map(|l| {
+            let v: Vec<f64> = l.split(',').map(|x| x.trim().parse().unwrap()).collect();
+            [
+                (v[0] * 1000.0).round() as i64,
+                ((v[0] + v[1]) * 1000.0).round() as i64,
+            ]
+        })
+        .collect();
+    let mut want: Vec<[i64; 2]> = scripted.iter().flatten().copied().collect();
+    want.sort_unstable();
+    assert_eq!(cues.len(), want.len(), "{cues:?} against {want:?}");
+    for (c, w) in cues.iter().zip(&want) {
+        assert!(
+            (c[0] - w[0]).abs() <= 150 && (c[1] - w[1]).abs() <= 150,
+            "cue {c:?} for the turn {w:?}"
+        );
+    }
+    let text = std::fs::read_to_string(vtt).unwrap();
+    assert!(
+        text.starts_with("WEBVTT") && text.contains("<v ana>ana</v>"),
+        "{text}"
+    );
 }

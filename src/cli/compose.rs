@@ -20,14 +20,21 @@ pub struct Args {
     #[command(flatten)]
     flags: ComposeFlags,
     /// Print a JSON report on stdout when done (an array when the input holds several
-    /// sessions).
+    /// sessions); with --speakers or --layout speaker it lists each participant's turns and
+    /// talk time on the output's timeline.
     #[arg(long)]
     json: bool,
+    /// Also write who spoke when as WebVTT captions: one cue a turn, on the output's
+    /// timeline, `<v Label>Label</v>` (players show them; each audio track is decoded once
+    /// more to find the speech).
+    #[arg(long, value_name = "FILE.vtt")]
+    speakers: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let opts = ComposeOptions {
         strict: args.source.strict,
+        speakers: args.speakers.is_some(),
         ..args.flags.to_options()?
     };
     let context = || format!("composing {}", args.input.display());
@@ -52,6 +59,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             bar.finish_and_clear();
         }
         let report = result.with_context(context)?;
+        if let Some(path) = &args.speakers {
+            let path = match several {
+                true => super::with_key(path, &recording.key),
+                false => path.clone(),
+            };
+            write_vtt(&path, &report)?;
+        }
         if !args.json {
             for w in &report.warnings {
                 eprintln!("warning: {w}");
@@ -72,4 +86,16 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         super::print_json(&reports)?;
     }
     Ok(0)
+}
+
+/// The report's speakers as WebVTT captions, written whole or not at all.
+fn write_vtt(path: &std::path::Path, report: &ComposeReport) -> anyhow::Result<()> {
+    let speakers = report.speakers.as_deref().unwrap_or_default();
+    let cues: Vec<(&str, &[mosaic::speech::Span])> = speakers
+        .iter()
+        .map(|s| (s.label.as_str(), s.turns.as_slice()))
+        .collect();
+    mosaic::output::write_atomic(path, mosaic::speech::vtt::render(&cues).as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }

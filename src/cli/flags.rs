@@ -154,6 +154,7 @@ impl ComposeFlags {
             quality: self.quality,
             strict: false,
             loudness: self.loudness.0,
+            speakers: false,
         })
     }
 }

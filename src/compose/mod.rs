@@ -109,6 +109,9 @@ pub struct ComposeOptions {
     /// Normalise the sound to this integrated loudness (LUFS, EBU R128): -16 for the web,
     /// -23 for broadcast. `None`: the sound stays as recorded.
     pub loudness: Option<f64>,
+    /// Find who spoke when (each audio track decoded once) and report it
+    /// ([`ComposeReport::speakers`]); the speaker layout does it anyway.
+    pub speakers: bool,
 }
 
 impl Default for ComposeOptions {
@@ -121,6 +124,7 @@ impl Default for ComposeOptions {
             quality: 23,
             strict: false,
             loudness: None,
+            speakers: false,
         }
     }
 }
@@ -179,6 +183,9 @@ pub struct ComposeReport {
     pub wall_ms: u64,
     /// Output seconds made per wall-clock second.
     pub realtime_factor: f64,
+    /// Who spoke when, on the output's timeline (with `speakers` or the speaker layout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speakers: Option<Vec<crate::speech::Speaker>>,
 }
 
 /// Copies `from` to `to` without the byte ranges `[start, end)` of `skip` (sorted, disjoint).
@@ -334,29 +341,40 @@ pub fn refuse_damage(report: &crate::inspect::ArchiveReport) -> Result<()> {
     }
 }
 
-/// The plan's options, with the speaker layout's shots when it is asked for: everybody's
-/// speech found (each audio track decoded once) and the shots planned from it.
+/// The plan's options, with the speaker layout's shots when it is asked for, and the
+/// report with everybody's speech when the layout or [`ComposeOptions::speakers`] needs it
+/// (each audio track decoded once).
 fn with_speakers(
     recording: &mut Recording,
     report: &crate::inspect::ArchiveReport,
-    opts: &PlanOptions,
-) -> Result<PlanOptions> {
-    if !matches!(&opts.layout, crate::layout::Layout::Speaker(shots) if shots.is_empty()) {
-        return Ok(opts.clone());
+    opts: &ComposeOptions,
+) -> Result<(PlanOptions, Option<crate::inspect::ArchiveReport>)> {
+    let layout =
+        matches!(&opts.plan.layout, crate::layout::Layout::Speaker(shots) if shots.is_empty());
+    if !layout && !opts.speakers {
+        return Ok((opts.plan.clone(), None));
     }
     let mut report = report.clone();
     crate::speech::add_to_report(&mut report, recording, &Default::default())?;
+    if !layout {
+        return Ok((opts.plan.clone(), Some(report)));
+    }
     let turns: Vec<Vec<crate::speech::Span>> = report
         .streams
         .iter()
         .map(|s| s.speech.clone().unwrap_or_default())
         .collect();
-    let start = opts.from_ms.or(report.span_ms.map(|s| s[0])).unwrap_or(0);
+    let start = opts
+        .plan
+        .from_ms
+        .or(report.span_ms.map(|s| s[0]))
+        .unwrap_or(0);
     let shots = crate::layout::speaker::plan(&turns, start, &Default::default());
-    Ok(PlanOptions {
+    let plan = PlanOptions {
         layout: crate::layout::Layout::Speaker(shots),
-        ..opts.clone()
-    })
+        ..opts.plan.clone()
+    };
+    Ok((plan, Some(report)))
 }
 
 /// Composes the recording at `input` (any source mosaic reads, holding one recording) into
@@ -408,7 +426,7 @@ pub fn compose_inspected(
     if opts.strict {
         refuse_damage(report)?;
     }
-    let plan_opts = with_speakers(recording, report, &opts.plan)?;
+    let (plan_opts, spoken) = with_speakers(recording, report, opts)?;
     let timeline = &recording.timeline;
     let plan = Plan::new(timeline, |name| report.segment(name), &plan_opts).ok_or_else(|| {
         Error::InvalidOption(
@@ -467,6 +485,9 @@ pub fn compose_inspected(
         frames: outcome.frames,
         loudness_lufs: outcome.loudness.integrated_lufs,
         true_peak_dbtp: outcome.loudness.true_peak_dbtp,
+        speakers: spoken
+            .as_ref()
+            .map(|r| crate::speech::in_window(r, plan.start_ms, plan.stop_ms)),
         streams: plan.streams.len(),
         segments: plan.streams.iter().map(|s| s.segments.len()).sum(),
         warnings: report

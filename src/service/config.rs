@@ -251,6 +251,7 @@ impl ComposeConfig {
             quality: self.quality,
             strict: self.strict,
             loudness,
+            speakers: false,
         };
         opts.validate()
             .map_err(|e| ServiceError::Config(format!("compose: {e}")))?;

@@ -6,6 +6,7 @@
 //! on the recording's timeline.
 
 pub mod detect;
+pub mod vtt;
 
 use std::io::Read;
 
@@ -76,6 +77,44 @@ pub fn file_speech(source: impl Read, filename: &str, params: &Params) -> Result
             to_ms: s.to_ms + offset_ms,
         })
         .collect())
+}
+
+/// One participant's turns in a composed output (ms on the output's timeline).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Speaker {
+    pub stream_id: String,
+    pub label: String,
+    pub talk_ms: i64,
+    pub turns: Vec<Span>,
+}
+
+/// Each stream's speech (from [`add_to_report`]) on the window `[start_ms, stop_ms)` of the
+/// timeline, moved to start at 0.
+pub fn in_window(report: &ArchiveReport, start_ms: i64, stop_ms: i64) -> Vec<Speaker> {
+    report
+        .streams
+        .iter()
+        .map(|s| {
+            let turns: Vec<Span> = s
+                .speech
+                .iter()
+                .flatten()
+                .filter_map(|t| {
+                    let span = Span {
+                        from_ms: t.from_ms.max(start_ms) - start_ms,
+                        to_ms: t.to_ms.min(stop_ms) - start_ms,
+                    };
+                    (span.to_ms > span.from_ms).then_some(span)
+                })
+                .collect();
+            Speaker {
+                stream_id: s.stream_id.clone(),
+                label: s.label.clone(),
+                talk_ms: detect::talk_ms(&turns),
+                turns,
+            }
+        })
+        .collect()
 }
 
 /// Adds each stream's speech on the recording's timeline (`speech`, `talk_ms`) to the
