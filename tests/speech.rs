@@ -65,6 +65,9 @@ const SCRIPT: &[Line] = &[
 ];
 
 const NAMES: [&str; 4] = ["ana", "ben", "cy", "dana"];
+/// Sync marks (a white frame, a beep), each inside its participant's own turn: Ana's in the
+/// main region alone, Cy's while Ben and Cy share it.
+const MARKS: [&[i64]; 4] = [&[4_000], &[], &[14_000], &[]];
 
 /// The WAV espeak-ng speaks `text` into, and the span (ms from the file's start) where its
 /// voice is heard (see below).
@@ -123,7 +126,7 @@ fn conversation(dir: &Path) -> (mosaic::sample::ArchiveSpec, Vec<Vec<[i64; 2]>>)
         .map(|who| {
             let mut seg = segment(0, end);
             seg.no_video = who == 3; // Dana dialled in
-            let mut s = stream(NAMES[who], colours[who], vec![], vec![seg]);
+            let mut s = stream(NAMES[who], colours[who], MARKS[who].to_vec(), vec![seg]);
             s.label = Some(NAMES[who].to_string());
             if who == 1 {
                 s.tone_hz = 50.0; // Ben's microphone hums
@@ -306,6 +309,14 @@ fn the_speaker_layout_shows_who_speaks() {
     let near_cut = |t: i64| changes.iter().any(|&c| t >= c - 350 && t <= c + 150);
     let mut shown: Vec<(i64, Vec<usize>)> = Vec::new();
     for t in (0..end).step_by(100) {
+        // A sync mark's white frame is nobody's colour.
+        if MARKS
+            .iter()
+            .flat_map(|m| m.iter())
+            .any(|&m| (t - m).abs() <= 100)
+        {
+            continue;
+        }
         let frame = d.frame_at(t as f64);
         let want = scripted_main(&scripted, t);
         let probe = |fx: f64, fy: f64| {
@@ -332,7 +343,12 @@ fn the_speaker_layout_shows_who_speaks() {
         if shown.last().map(|s| &s.1) != Some(&got) {
             shown.push((t, got.clone()));
         }
-        if near_cut(t) {
+        if near_cut(t)
+            || MARKS
+                .iter()
+                .flat_map(|m| m.iter())
+                .any(|&m| (t - m).abs() <= 100)
+        {
             continue;
         }
         assert_eq!(
@@ -341,6 +357,27 @@ fn the_speaker_layout_shows_who_speaks() {
         );
     }
     println!("shown: {shown:?}");
+    // Every sync mark within a frame (picture) and 20 ms (sound), wherever its tile is.
+    let ana = d.flashes_at(0.25, 0.35);
+    let cy = d.flashes_at(0.5625, 0.5);
+    assert!(
+        ana.iter().any(|&f| (f - 4_000.0).abs() <= 1000.0 / 30.0),
+        "{ana:?}"
+    );
+    assert!(
+        cy.iter().any(|&f| (f - 14_000.0).abs() <= 1000.0 / 30.0),
+        "{cy:?}"
+    );
+    // The beeps are under speech: found by their 2 kHz tone, which starts within 20 ms of
+    // the mark (loud from 20 ms after it, not yet 20 ms before).
+    for m in [4_000.0, 14_000.0] {
+        let before = d.tone_level(2_000.0, m - 40.0, m - 20.0);
+        let after = d.tone_level(2_000.0, m + 20.0, m + 60.0);
+        assert!(
+            after > 0.3 && after > 4.0 * before,
+            "beep at {m}: {before} then {after}"
+        );
+    }
     // No shot shorter than 2 s (the first and last may be cut by the recording).
     for w in shown.windows(2).skip(1) {
         assert!(w[1].0 - w[0].0 >= 1_900, "a short shot: {shown:?}");
