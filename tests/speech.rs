@@ -166,15 +166,12 @@ fn inspect_finds_every_turn_and_the_talk_times() {
 
     let zip = dir.path().join("call.zip");
     mosaic::sample::write_archive(&spec, &zip).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args(["inspect", zip.to_str().unwrap(), "--speech", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(Command::new(env!("CARGO_BIN_EXE_mosaic")).args([
+        "inspect",
+        zip.to_str().unwrap(),
+        "--speech",
+        "--json",
+    ]));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     for (who, want) in scripted.iter().enumerate() {
         let s = report["streams"]
@@ -271,24 +268,19 @@ fn the_speaker_layout_shows_who_speaks() {
     mosaic::sample::write_archive(&spec, &zip).unwrap();
     let out = dir.path().join("call.mp4");
     let vtt = dir.path().join("call.vtt");
-    let run = Command::new(env!("CARGO_BIN_EXE_mosaic"))
-        .args([
-            "compose",
-            zip.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .args([
-            "--layout", "speaker", "--size", "640x480", "--speed", "fast", "--json",
-        ])
-        .arg("--speakers")
-        .arg(&vtt)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let run = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_mosaic"))
+            .args([
+                "compose",
+                zip.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
+            .args([
+                "--layout", "speaker", "--size", "640x480", "--speed", "fast", "--json",
+            ])
+            .arg("--speakers")
+            .arg(&vtt),
     );
     check_speakers(&run.stdout, &vtt, &scripted);
     let d = decode(&out);
@@ -399,21 +391,16 @@ fn check_speakers(report: &[u8], vtt: &Path, scripted: &[Vec<[i64; 2]>]) {
         let got = s["talk_ms"].as_i64().unwrap();
         assert!((got - talk).abs() * 20 <= talk, "{s}");
     }
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "packet=pts_time,duration_time",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(vtt)
-        .output()
-        .unwrap();
-    assert!(
-        probe.status.success(),
-        "{}",
-        String::from_utf8_lossy(&probe.stderr)
+    let probe = run_ok(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "packet=pts_time,duration_time",
+            ])
+            .args(["-of", "csv=p=0"])
+            .arg(vtt),
     );
     let cues: Vec<[i64; 2]> = String::from_utf8_lossy(&probe.stdout)
         .lines()

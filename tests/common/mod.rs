@@ -126,6 +126,18 @@ pub fn near(got: f64, want: f64, tol: f64, what: &str) {
     );
 }
 
+/// Runs `cmd`, which must succeed (else the test fails with its stderr).
+pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs ffprobe on `path`: the codec names of its streams, and its duration in seconds.
 pub fn probe(path: &Path) -> (Vec<String>, f64) {
     let out = std::process::Command::new("ffprobe")
