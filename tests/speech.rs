@@ -280,9 +280,11 @@ fn the_speaker_layout_shows_who_speaks() {
                 "--layout", "speaker", "--size", "640x480", "--speed", "fast", "--json",
             ])
             .arg("--speakers")
-            .arg(&vtt),
+            .arg(&vtt)
+            .arg("--chapters"),
     );
     check_speakers(&run.stdout, &vtt, &scripted);
+    check_chapters(&out);
     let d = decode(&out);
     let colours = [[200, 40, 40], [40, 170, 60], [40, 70, 210], PLACEHOLDER];
     let end = scripted.iter().flatten().map(|t| t[1]).max().unwrap();
@@ -426,4 +428,43 @@ fn check_speakers(report: &[u8], vtt: &Path, scripted: &[Vec<[i64; 2]>]) {
         text.starts_with("WEBVTT") && text.contains("<v ana>ana</v>"),
         "{text}"
     );
+}
+
+/// The MP4's chapters, as ffprobe lists them: one at each change of main speaker, titled
+/// with who speaks (the same shots the layout cut at).
+fn check_chapters(mp4: &Path) {
+    let probed = run_ok(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_chapters", "-of", "json"])
+            .arg(mp4),
+    );
+    let v: Value = serde_json::from_slice(&probed.stdout).unwrap();
+    let chapters: Vec<(i64, String)> = v["chapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let start: f64 = c["start_time"].as_str().unwrap().parse().unwrap();
+            (
+                (start * 1000.0).round() as i64,
+                c["tags"]["title"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    println!("chapters: {chapters:?}");
+    let titles: Vec<&str> = chapters.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(
+        titles,
+        ["ana", "ben", "ben & cy", "cy", "dana", "ana"],
+        "{chapters:?}"
+    );
+    for ((at, _), want) in chapters
+        .iter()
+        .zip([0, 8_320, 11_720, 15_720, 19_720, 55_030])
+    {
+        assert!(*at <= want + 100 && *at >= want - 350, "{chapters:?}");
+    }
+    // Probing still reads the whole file: the media data moved with the chunk offsets.
+    let (_, duration) = probe(mp4);
+    assert!(duration > 60.0, "{duration}");
 }

@@ -29,12 +29,17 @@ pub struct Args {
     /// more to find the speech).
     #[arg(long, value_name = "FILE.vtt")]
     speakers: Option<PathBuf>,
+    /// MP4: a chapter at each change of main speaker, titled with who speaks (players and
+    /// ffprobe list them; Nero chapters in the file's moov box).
+    #[arg(long)]
+    chapters: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let opts = ComposeOptions {
         strict: args.source.strict,
         speakers: args.speakers.is_some(),
+        chapters: args.chapters,
         ..args.flags.to_options()?
     };
     let context = || format!("composing {}", args.input.display());

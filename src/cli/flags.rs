@@ -155,6 +155,7 @@ impl ComposeFlags {
             strict: false,
             loudness: self.loudness.0,
             speakers: false,
+            chapters: false,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! the output into place only when it is complete. A failure or cancellation leaves no file
 //! that looks finished.
 
+pub mod chapters;
 pub mod limiter;
 pub mod meter;
 pub mod pipeline;
@@ -112,6 +113,9 @@ pub struct ComposeOptions {
     /// Find who spoke when (each audio track decoded once) and report it
     /// ([`ComposeReport::speakers`]); the speaker layout does it anyway.
     pub speakers: bool,
+    /// MP4: a chapter at each change of main speaker (as the speaker layout would cut),
+    /// titled with who speaks.
+    pub chapters: bool,
 }
 
 impl Default for ComposeOptions {
@@ -125,6 +129,7 @@ impl Default for ComposeOptions {
             strict: false,
             loudness: None,
             speakers: false,
+            chapters: false,
         }
     }
 }
@@ -377,6 +382,29 @@ fn with_speakers(
     Ok((plan, Some(report)))
 }
 
+/// A chapter at each change of main speaker (the speaker layout's shots), titled with the
+/// speakers' labels, on the output's timeline.
+fn speaker_chapters(report: &crate::inspect::ArchiveReport, plan: &Plan) -> Vec<chapters::Chapter> {
+    let turns: Vec<Vec<crate::speech::Span>> = report
+        .streams
+        .iter()
+        .map(|s| s.speech.clone().unwrap_or_default())
+        .collect();
+    crate::layout::speaker::plan(&turns, plan.start_ms, &Default::default())
+        .into_iter()
+        .filter(|shot| shot.from_ms < plan.stop_ms)
+        .map(|shot| chapters::Chapter {
+            start_ms: shot.from_ms - plan.start_ms,
+            title: shot
+                .main
+                .iter()
+                .filter_map(|&i| report.streams.get(i).map(|s| s.label.as_str()))
+                .collect::<Vec<_>>()
+                .join(" & "),
+        })
+        .collect()
+}
+
 /// Composes the recording at `input` (any source mosaic reads, holding one recording) into
 /// `output`.
 pub fn compose(
@@ -470,6 +498,15 @@ pub fn compose_inspected(
         progress: control.progress,
         cancel: control.cancel,
     })?;
+    if opts.chapters && format == OutputFormat::Mp4 {
+        let marks = spoken
+            .as_ref()
+            .map(|r| speaker_chapters(r, &plan))
+            .unwrap_or_default();
+        if !marks.is_empty() {
+            chapters::add_to_file(out.temp_path(), &marks)?;
+        }
+    }
     let output = out.commit()?;
 
     let wall = started.elapsed();

@@ -252,6 +252,7 @@ impl ComposeConfig {
             strict: self.strict,
             loudness,
             speakers: false,
+            chapters: false,
         };
         opts.validate()
             .map_err(|e| ServiceError::Config(format!("compose: {e}")))?;
