@@ -451,6 +451,12 @@ pub fn compose_inspected(
         })?,
     };
 
+    if opts.chapters && format != OutputFormat::Mp4 {
+        return Err(Error::InvalidOption(
+            "--chapters needs an MP4 output (WebM and Matroska chapters are not written yet)"
+                .into(),
+        ));
+    }
     if opts.strict {
         refuse_damage(report)?;
     }
