@@ -433,24 +433,7 @@ fn check_speakers(report: &[u8], vtt: &Path, scripted: &[Vec<[i64; 2]>]) {
 /// The MP4's chapters, as ffprobe lists them: one at each change of main speaker, titled
 /// with who speaks (the same shots the layout cut at).
 fn check_chapters(mp4: &Path) {
-    let probed = run_ok(
-        Command::new("ffprobe")
-            .args(["-v", "error", "-show_chapters", "-of", "json"])
-            .arg(mp4),
-    );
-    let v: Value = serde_json::from_slice(&probed.stdout).unwrap();
-    let chapters: Vec<(i64, String)> = v["chapters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let start: f64 = c["start_time"].as_str().unwrap().parse().unwrap();
-            (
-                (start * 1000.0).round() as i64,
-                c["tags"]["title"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let chapters = chapters_of(mp4);
     println!("chapters: {chapters:?}");
     let titles: Vec<&str> = chapters.iter().map(|c| c.1.as_str()).collect();
     assert_eq!(
@@ -467,4 +450,72 @@ fn check_chapters(mp4: &Path) {
     // Probing still reads the whole file: the media data moved with the chunk offsets.
     let (_, duration) = probe(mp4);
     assert!(duration > 60.0, "{duration}");
+}
+
+/// The chapters' titles and starts (ms) of an MP4, as ffprobe lists them.
+fn chapters_of(mp4: &Path) -> Vec<(i64, String)> {
+    let probed = run_ok(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_chapters", "-of", "json"])
+            .arg(mp4),
+    );
+    let v: Value = serde_json::from_slice(&probed.stdout).unwrap();
+    v["chapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let start: f64 = c["start_time"].as_str().unwrap().parse().unwrap();
+            (
+                (start * 1000.0).round() as i64,
+                c["tags"]["title"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_rules_are_flags() {
+    // The first 9 s: Ana's turn with Ben's "mm-hm" in it, then Ben's turn begins.
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, scripted) = conversation(dir.path());
+    let zip = dir.path().join("call.zip");
+    mosaic::sample::write_archive(&spec, &zip).unwrap();
+    let compose = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        run_ok(
+            Command::new(env!("CARGO_BIN_EXE_mosaic"))
+                .args([
+                    "compose",
+                    zip.to_str().unwrap(),
+                    "-o",
+                    out.to_str().unwrap(),
+                ])
+                .args([
+                    "--size",
+                    "640x480",
+                    "--speed",
+                    "fast",
+                    "--to",
+                    "9",
+                    "--chapters",
+                ])
+                .args(extra),
+        );
+        chapters_of(&out)
+    };
+    let titles = |c: &[(i64, String)]| c.iter().map(|x| x.1.clone()).collect::<Vec<_>>();
+    let default = compose("default.mp4", &[]);
+    assert_eq!(titles(&default), ["ana", "ben"], "{default:?}");
+    // Interjections of half a second count: the "mm-hm" gets its shot, then Ana again.
+    let short = compose("short.mp4", &["--min-turn-ms", "500"]);
+    assert_eq!(titles(&short), ["ana", "ben", "ana", "ben"], "{short:?}");
+    let mm_hm = scripted[1][0][0];
+    assert!((short[1].0 - (mm_hm - 200)).abs() <= 150, "{short:?}");
+    // A later cut.
+    let lead = compose("lead.mp4", &["--speaker-lead-ms", "600"]);
+    assert!(
+        (lead[1].0 - (default[1].0 - 400)).abs() <= 20,
+        "{lead:?} {default:?}"
+    );
 }

@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use mosaic::compose::plan::{PlanOptions, VideoMutePolicy};
 use mosaic::compose::{ComposeOptions, OutputFormat, Speed};
+use mosaic::layout::speaker::Rules;
 use mosaic::layout::{CustomLayout, Layout};
 use mosaic::source::{SourceKind, SourceOptions};
 
@@ -68,6 +69,23 @@ pub struct ComposeFlags {
     /// or custom (with --layout-file).
     #[arg(long, default_value = "bestFit", value_parser = parse_layout_name)]
     layout: String,
+    /// --layout speaker (and --chapters): the cut to a new speaker comes this long before
+    /// their first word.
+    #[arg(long, value_name = "MS", default_value_t = Rules::default().lead_ms,
+          value_parser = clap::value_parser!(i64).range(0..=1_000), help_heading = "Speaker layout")]
+    speaker_lead_ms: i64,
+    /// A turn shorter than this (an interjection, a cough) never takes the main region.
+    #[arg(long, value_name = "MS", default_value_t = Rules::default().min_turn_ms,
+          value_parser = clap::value_parser!(i64).range(0..=60_000), help_heading = "Speaker layout")]
+    min_turn_ms: i64,
+    /// No shot is shorter than this: a cut that would come sooner waits.
+    #[arg(long, value_name = "MS", default_value_t = Rules::default().min_shot_ms,
+          value_parser = clap::value_parser!(i64).range(0..=60_000), help_heading = "Speaker layout")]
+    min_shot_ms: i64,
+    /// Two who talk together this long share the main region, side by side.
+    #[arg(long, value_name = "MS", default_value_t = Rules::default().together_ms,
+          value_parser = clap::value_parser!(i64).range(0..=600_000), help_heading = "Speaker layout")]
+    together_ms: i64,
     /// A custom layout: {"regions": [{"x":0,"y":0,"w":0.5,"h":1,"z":0,"role":"screen"},
     /// {"x":0.5,"y":0,"w":0.5,"h":1,"stream":"<streamId>"}]} (fractions of the canvas;
     /// role is screen, camera or any).
@@ -156,6 +174,12 @@ impl ComposeFlags {
             loudness: self.loudness.0,
             speakers: false,
             chapters: false,
+            speaker_rules: Rules {
+                lead_ms: self.speaker_lead_ms,
+                min_turn_ms: self.min_turn_ms,
+                min_shot_ms: self.min_shot_ms,
+                together_ms: self.together_ms,
+            },
         })
     }
 }

@@ -116,6 +116,8 @@ pub struct ComposeOptions {
     /// MP4: a chapter at each change of main speaker (as the speaker layout would cut),
     /// titled with who speaks.
     pub chapters: bool,
+    /// The speaker layout's rules (and the chapters').
+    pub speaker_rules: crate::layout::speaker::Rules,
 }
 
 impl Default for ComposeOptions {
@@ -130,6 +132,7 @@ impl Default for ComposeOptions {
             loudness: None,
             speakers: false,
             chapters: false,
+            speaker_rules: Default::default(),
         }
     }
 }
@@ -356,7 +359,7 @@ fn with_speakers(
 ) -> Result<(PlanOptions, Option<crate::inspect::ArchiveReport>)> {
     let layout =
         matches!(&opts.plan.layout, crate::layout::Layout::Speaker(shots) if shots.is_empty());
-    if !layout && !opts.speakers {
+    if !layout && !opts.speakers && !opts.chapters {
         return Ok((opts.plan.clone(), None));
     }
     let mut report = report.clone();
@@ -374,7 +377,7 @@ fn with_speakers(
         .from_ms
         .or(report.span_ms.map(|s| s[0]))
         .unwrap_or(0);
-    let shots = crate::layout::speaker::plan(&turns, start, &Default::default());
+    let shots = crate::layout::speaker::plan(&turns, start, &opts.speaker_rules);
     let plan = PlanOptions {
         layout: crate::layout::Layout::Speaker(shots),
         ..opts.plan.clone()
@@ -384,13 +387,17 @@ fn with_speakers(
 
 /// A chapter at each change of main speaker (the speaker layout's shots), titled with the
 /// speakers' labels, on the output's timeline.
-fn speaker_chapters(report: &crate::inspect::ArchiveReport, plan: &Plan) -> Vec<chapters::Chapter> {
+fn speaker_chapters(
+    report: &crate::inspect::ArchiveReport,
+    plan: &Plan,
+    rules: &crate::layout::speaker::Rules,
+) -> Vec<chapters::Chapter> {
     let turns: Vec<Vec<crate::speech::Span>> = report
         .streams
         .iter()
         .map(|s| s.speech.clone().unwrap_or_default())
         .collect();
-    crate::layout::speaker::plan(&turns, plan.start_ms, &Default::default())
+    crate::layout::speaker::plan(&turns, plan.start_ms, rules)
         .into_iter()
         .filter(|shot| shot.from_ms < plan.stop_ms)
         .map(|shot| chapters::Chapter {
@@ -507,7 +514,7 @@ pub fn compose_inspected(
     if opts.chapters && format == OutputFormat::Mp4 {
         let marks = spoken
             .as_ref()
-            .map(|r| speaker_chapters(r, &plan))
+            .map(|r| speaker_chapters(r, &plan, &opts.speaker_rules))
             .unwrap_or_default();
         if !marks.is_empty() {
             chapters::add_to_file(out.temp_path(), &marks)?;

@@ -15,7 +15,8 @@
 //! - two people who both speak for [`Rules::together_ms`] or more at once share the main
 //!   region, side by side, for that stretch;
 //! - while nobody speaks, the last speaker stays; before anyone has spoken, the first one to
-//!   speak holds it.
+//!   speak holds it; when someone who interrupted stops while the one they interrupted talks
+//!   on, the main region goes back to that one.
 //!
 //! Each shot also orders everybody by how recently they spoke (the strip's order). Where
 //! the shots go on the canvas is [`arrange`]: the main region (the speaker, or a screen share
@@ -86,7 +87,17 @@ pub fn plan(turns: &[Vec<Span>], start_ms: i64, rules: &Rules) -> Vec<Shot> {
                 let after = if end > other_end { who } else { other };
                 wanted.push((other_end.min(end), vec![after]));
             }
-            _ => wanted.push((start - rules.lead_ms, vec![who])),
+            _ => {
+                wanted.push((start - rules.lead_ms, vec![who]));
+                // An interruption that ends while the one it interrupted talks on: back to them.
+                if let Some(&(_, _, back)) = long[..i]
+                    .iter()
+                    .filter(|&&(_, e, w)| w != who && e > end)
+                    .max_by_key(|&&(_, e, _)| e)
+                {
+                    wanted.push((end, vec![back]));
+                }
+            }
         }
     }
     wanted.sort_by_key(|(t, _)| *t);
@@ -274,6 +285,16 @@ mod tests {
         assert_eq!(
             cuts(&plan(&t, 0, &Rules::default())),
             [(0, vec![0]), (4_800, vec![1])]
+        );
+    }
+
+    #[test]
+    fn after_an_interruption_the_main_region_goes_back() {
+        // Ana talks for 20 s; Ben cuts in for 2.5 s (too short a time together to share).
+        let t = turns(&[&[(1_000, 21_000)], &[(5_000, 7_500)]]);
+        assert_eq!(
+            cuts(&plan(&t, 0, &Rules::default())),
+            [(0, vec![0]), (4_800, vec![1]), (7_500, vec![0])]
         );
     }
 

@@ -253,6 +253,7 @@ impl ComposeConfig {
             loudness,
             speakers: false,
             chapters: false,
+            speaker_rules: Default::default(),
         };
         opts.validate()
             .map_err(|e| ServiceError::Config(format!("compose: {e}")))?;
