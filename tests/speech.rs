@@ -67,7 +67,8 @@ const SCRIPT: &[Line] = &[
 const NAMES: [&str; 4] = ["ana", "ben", "cy", "dana"];
 /// Sync marks (a white frame, a beep), each inside its participant's own turn: Ana's in the
 /// main region alone, Cy's while Ben and Cy share it.
-const MARKS: [&[i64]; 4] = [&[4_000], &[], &[14_000], &[]];
+/// Ana's second comes after the 30 s of silence (`--trim quiet` moves it).
+const MARKS: [&[i64]; 4] = [&[4_000, 57_000], &[], &[14_000], &[]];
 
 /// The WAV espeak-ng speaks `text` into, and the span (ms from the file's start) where its
 /// voice is heard (see below).
@@ -138,10 +139,29 @@ fn conversation(dir: &Path) -> (mosaic::sample::ArchiveSpec, Vec<Vec<[i64; 2]>>)
     (archive("speech", ContainerKind::Webm, streams), turns)
 }
 
+/// The conversation's archive, made once for every test here, and its scripted turns.
+struct Call {
+    zip: PathBuf,
+    scripted: Vec<Vec<[i64; 2]>>,
+}
+
+fn call() -> &'static Call {
+    static CALL: std::sync::OnceLock<Call> = std::sync::OnceLock::new();
+    CALL.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("speech-call");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (spec, scripted) = conversation(&dir);
+        let zip = dir.join("call.zip");
+        mosaic::sample::write_archive(&spec, &zip).unwrap();
+        Call { zip, scripted }
+    })
+}
+
 #[test]
 fn inspect_finds_every_turn_and_the_talk_times() {
     let dir = tempfile::tempdir().unwrap();
-    let (spec, scripted) = conversation(dir.path());
+    let Call { zip, scripted } = call();
     // The script's shape, as the issue asks for it.
     let ana = &scripted[0];
     let ben = &scripted[1];
@@ -164,8 +184,6 @@ fn inspect_finds_every_turn_and_the_talk_times() {
         );
     }
 
-    let zip = dir.path().join("call.zip");
-    mosaic::sample::write_archive(&spec, &zip).unwrap();
     let out = run_ok(Command::new(env!("CARGO_BIN_EXE_mosaic")).args([
         "inspect",
         zip.to_str().unwrap(),
@@ -263,9 +281,7 @@ fn scripted_main(scripted: &[Vec<[i64; 2]>], t: i64) -> Vec<usize> {
 #[test]
 fn the_speaker_layout_shows_who_speaks() {
     let dir = tempfile::tempdir().unwrap();
-    let (spec, scripted) = conversation(dir.path());
-    let zip = dir.path().join("call.zip");
-    mosaic::sample::write_archive(&spec, &zip).unwrap();
+    let Call { zip, scripted } = call();
     let out = dir.path().join("call.mp4");
     let vtt = dir.path().join("call.vtt");
     let run = run_ok(
@@ -283,7 +299,7 @@ fn the_speaker_layout_shows_who_speaks() {
             .arg(&vtt)
             .arg("--chapters"),
     );
-    check_speakers(&run.stdout, &vtt, &scripted);
+    check_speakers(&run.stdout, &vtt, scripted);
     check_chapters(&out);
     let d = decode(&out);
     let colours = [[200, 40, 40], [40, 170, 60], [40, 70, 210], PLACEHOLDER];
@@ -291,9 +307,9 @@ fn the_speaker_layout_shows_who_speaks() {
     // Where the script changes who is shown: the cuts may land from 300 ms before to a
     // frame after (and a little for the detector's own error).
     let mut changes = Vec::new();
-    let mut prev = scripted_main(&scripted, 0);
+    let mut prev = scripted_main(scripted, 0);
     for t in (0..end).step_by(10) {
-        let now = scripted_main(&scripted, t);
+        let now = scripted_main(scripted, t);
         if now != prev {
             changes.push(t);
             prev = now;
@@ -312,7 +328,7 @@ fn the_speaker_layout_shows_who_speaks() {
             continue;
         }
         let frame = d.frame_at(t as f64);
-        let want = scripted_main(&scripted, t);
+        let want = scripted_main(scripted, t);
         let probe = |fx: f64, fy: f64| {
             let rgb = d.rgb_at(frame, fx, fy);
             colours.iter().position(|c| {
@@ -478,9 +494,7 @@ fn chapters_of(mp4: &Path) -> Vec<(i64, String)> {
 fn the_rules_are_flags() {
     // The first 9 s: Ana's turn with Ben's "mm-hm" in it, then Ben's turn begins.
     let dir = tempfile::tempdir().unwrap();
-    let (spec, scripted) = conversation(dir.path());
-    let zip = dir.path().join("call.zip");
-    mosaic::sample::write_archive(&spec, &zip).unwrap();
+    let Call { zip, scripted } = call();
     let compose = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
         run_ok(
@@ -518,4 +532,145 @@ fn the_rules_are_flags() {
         (lead[1].0 - (default[1].0 - 400)).abs() <= 20,
         "{lead:?} {default:?}"
     );
+}
+
+/// `--trim quiet` cuts the 30 s where nobody speaks, less a second of each side: the output
+/// is shorter by that, to the frame; Ana's mark after it comes that much earlier, picture and
+/// sound together; the sound fades to nothing at the joint; captions and chapters follow;
+/// the report's cut says where it was on the recording.
+#[test]
+fn trim_quiet_cuts_the_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let Call { zip, scripted } = call();
+    let frame = 1000.0 / 30.0;
+    // Where mosaic hears the silence: from Dana's last word to Ana's next.
+    let inspected = run_ok(Command::new(env!("CARGO_BIN_EXE_mosaic")).args([
+        "inspect",
+        zip.to_str().unwrap(),
+        "--speech",
+        "--json",
+    ]));
+    let inspected: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    let heard = |name: &str, i: usize, end: &str| {
+        inspected["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stream_id"] == name)
+            .unwrap()["speech"][i][end]
+            .as_i64()
+            .unwrap()
+    };
+    let quiet = [heard("dana", 0, "to_ms"), heard("ana", 1, "from_ms")];
+
+    let out = dir.path().join("trimmed.mp4");
+    let vtt = dir.path().join("trimmed.vtt");
+    let run = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_mosaic"))
+            .args([
+                "compose",
+                zip.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
+            .args(["--trim", "quiet", "--size", "640x480", "--speed", "fast"])
+            .args(["--json", "--chapters", "--speakers"])
+            .arg(&vtt),
+    );
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let cuts = report["cuts"].as_array().unwrap();
+    assert_eq!(cuts.len(), 1, "{report}");
+    let cut = [
+        cuts[0]["from_ms"].as_i64().unwrap(),
+        cuts[0]["to_ms"].as_i64().unwrap(),
+    ];
+    let cut_ms = cut[1] - cut[0];
+    println!("heard silence {quiet:?}, cut {cut:?}");
+    near(
+        cut[0] as f64,
+        (quiet[0] + 1_000) as f64,
+        frame,
+        "the cut's start",
+    );
+    near(
+        cut[1] as f64,
+        (quiet[1] - 1_000) as f64,
+        frame,
+        "the cut's end",
+    );
+    let scripted_quiet = scripted[0][1][0] - scripted[3][0][1];
+    near(
+        cut_ms as f64,
+        (scripted_quiet - 2_000) as f64,
+        300.0 + frame,
+        "the cut against the script",
+    );
+
+    // Shorter by the cut, to the frame: the report, the file, its frames.
+    let window = report["stop_ms"].as_i64().unwrap() - report["start_ms"].as_i64().unwrap();
+    assert_eq!(report["duration_ms"].as_i64().unwrap(), window - cut_ms);
+    let (_, duration) = probe(&out);
+    near(
+        duration * 1000.0,
+        (window - cut_ms) as f64,
+        frame,
+        "the output's duration",
+    );
+    let frames = report["frames"].as_f64().unwrap();
+    near(frames, (window - cut_ms) as f64 / frame, 1.0, "frames");
+
+    // Ana's marks: the first where it was, the second moved back by the cut, within a frame
+    // (picture) and 20 ms (sound).
+    let d = decode(&out);
+    is_colour(
+        d.rgb_at(d.frame_at(1_000.0), 0.25, 0.25),
+        [200, 40, 40],
+        "Ana's tile",
+    );
+    let flashes = d.flashes_at(0.25, 0.25);
+    for at in [4_000, 57_000 - cut_ms] {
+        let at = at as f64;
+        assert!(
+            flashes.iter().any(|&f| (f - at).abs() <= frame),
+            "a flash at {at}: {flashes:?}"
+        );
+        let before = d.tone_level(2_000.0, at - 40.0, at - 20.0);
+        let after = d.tone_level(2_000.0, at + 20.0, at + 60.0);
+        assert!(
+            after > 0.3 && after > 4.0 * before,
+            "beep at {at}: {before} then {after}"
+        );
+    }
+    // No click: the sound fades to nothing where the two sides meet.
+    let joint = (cut[0] - report["start_ms"].as_i64().unwrap()) as f64;
+    let (at_joint, beside) = (
+        d.rms(joint - 3.0, joint + 3.0),
+        d.rms(joint - 300.0, joint - 100.0),
+    );
+    println!("rms at the joint {at_joint:.4}, before it {beside:.4}");
+    assert!(
+        at_joint < 0.25 * beside,
+        "at the joint {at_joint}, before it {beside}"
+    );
+
+    // Captions and chapters follow the cut.
+    let moved: Vec<Vec<[i64; 2]>> = scripted
+        .iter()
+        .map(|turns| {
+            turns
+                .iter()
+                .map(|t| match t[0] >= cut[1] {
+                    true => [t[0] - cut_ms, t[1] - cut_ms],
+                    false => *t,
+                })
+                .collect()
+        })
+        .collect();
+    check_speakers(&run.stdout, &vtt, &moved);
+    let chapters = chapters_of(&out);
+    let titles: Vec<&str> = chapters.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(titles, ["ana", "ben", "ben & cy", "cy", "dana", "ana"]);
+    let last = chapters[5].0;
+    let want = scripted[0][1][0] - 200 - cut_ms;
+    assert!(last <= want + 150 && last >= want - 350, "{chapters:?}");
 }

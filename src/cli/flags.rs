@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use mosaic::compose::plan::{PlanOptions, VideoMutePolicy};
+use mosaic::compose::trim::{TrimMode, TrimOptions};
 use mosaic::compose::{ComposeOptions, OutputFormat, Speed};
 use mosaic::layout::speaker::Rules;
 use mosaic::layout::{CustomLayout, Layout};
@@ -113,6 +114,17 @@ pub struct ComposeFlags {
     /// End here on the archive timeline (seconds, or [h:]m:s[.ms]).
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     to: Option<i64>,
+    /// Cut the dead time: `empty`, every stretch longer than --trim-min where nobody is
+    /// present (everyone left, then someone came back); `quiet`, those and every stretch
+    /// where nobody speaks, keeping a second of each side. Picture and sound are cut at the
+    /// same frame, the sound faded over 20 ms; captions and chapters follow; the --json
+    /// report's "cuts" (archive time) map the output back to the recording.
+    #[arg(long, value_enum, value_name = "WHAT", help_heading = "Trimming")]
+    trim: Option<TrimMode>,
+    /// Only stretches longer than this are cut (10s, 1m, or seconds).
+    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_duration,
+          help_heading = "Trimming")]
+    trim_min: i64,
     /// Encoding effort.
     #[arg(long, value_enum, default_value_t = Speed::Balanced)]
     speed: Speed,
@@ -180,6 +192,10 @@ impl ComposeFlags {
                 min_shot_ms: self.min_shot_ms,
                 together_ms: self.together_ms,
             },
+            trim: self.trim.map(|mode| TrimOptions {
+                mode,
+                min_ms: self.trim_min,
+            }),
         })
     }
 }

@@ -8,11 +8,14 @@
 //! that looks finished.
 
 pub mod chapters;
+mod conversation;
+mod extract;
 pub mod limiter;
 pub mod meter;
 pub mod pipeline;
 pub mod plan;
 pub mod resume;
+pub mod trim;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -21,9 +24,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::inspect::{InspectOptions, SegmentReport, TrackKind, inspect_recording};
+use crate::inspect::{InspectOptions, inspect_recording};
 use crate::output::AtomicFile;
-use crate::source::{self, MediaStore, Recording, SourceOptions};
+use crate::source::{self, Recording, SourceOptions};
+pub use extract::{ExtractedMedia, copy_skipping};
 use plan::{Plan, PlanOptions};
 
 /// The container and codecs of the output.
@@ -118,6 +122,8 @@ pub struct ComposeOptions {
     pub chapters: bool,
     /// The speaker layout's rules (and the chapters').
     pub speaker_rules: crate::layout::speaker::Rules,
+    /// Cut the dead time: where nobody is present, or nobody speaks (`--trim`).
+    pub trim: Option<trim::TrimOptions>,
 }
 
 impl Default for ComposeOptions {
@@ -133,6 +139,7 @@ impl Default for ComposeOptions {
             speakers: false,
             chapters: false,
             speaker_rules: Default::default(),
+            trim: None,
         }
     }
 }
@@ -146,6 +153,14 @@ impl ComposeOptions {
         {
             return Err(Error::InvalidOption(format!(
                 "loudness {l} LUFS is outside -70..-5"
+            )));
+        }
+        if let Some(t) = self.trim
+            && !(1_000..=86_400_000).contains(&t.min_ms)
+        {
+            return Err(Error::InvalidOption(format!(
+                "--trim-min {} s is outside 1 s..24 h",
+                t.min_ms as f64 / 1000.0
             )));
         }
         if self.quality > 51 {
@@ -175,7 +190,11 @@ pub struct ComposeReport {
     /// The output window on the archive timeline.
     pub start_ms: i64,
     pub stop_ms: i64,
+    /// The output's duration: the window less the cuts.
     pub duration_ms: i64,
+    /// What `--trim` cut out of the window, on the archive timeline: an output time `t` is
+    /// archive time `start_ms + t` plus the length of every cut that begins at or before it.
+    pub cuts: Vec<trim::Cut>,
     pub width: i32,
     pub height: i32,
     pub fps: u32,
@@ -196,144 +215,6 @@ pub struct ComposeReport {
     pub speakers: Option<Vec<crate::speech::Speaker>>,
 }
 
-/// Copies `from` to `to` without the byte ranges `[start, end)` of `skip` (sorted, disjoint).
-pub fn copy_skipping(
-    mut from: impl std::io::Read,
-    to: &mut dyn std::io::Write,
-    skip: &[(u64, u64)],
-) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; 1 << 16];
-    let (mut at, mut written) = (0u64, 0u64);
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(written),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let (start, end) = (at, at + n as u64);
-        // Write the parts of [start, end) outside every skipped range.
-        let mut pos = start;
-        for &(a, b) in skip.iter().filter(|(a, b)| *b > start && *a < end) {
-            if a > pos {
-                to.write_all(&buf[(pos - start) as usize..(a - start) as usize])?;
-                written += a - pos;
-            }
-            pos = pos.max(b);
-        }
-        if pos < end {
-            to.write_all(&buf[(pos - start) as usize..n])?;
-            written += end - pos;
-        }
-        at = end;
-    }
-}
-
-/// A recording's media files as GStreamer reads them: a folder's files and a ZIP's stored
-/// entries where they are, compressed (or damaged) entries copied under names of our own
-/// into a private folder that is removed when this is dropped.
-pub struct ExtractedMedia {
-    /// The work folder (in the run's folder, see [`crate::workdir`]): extracted entries and
-    /// the pipeline's own temporary files. It goes when this does.
-    dir: tempfile::TempDir,
-    files: Vec<(String, pipeline::MediaFile)>,
-}
-
-impl ExtractedMedia {
-    pub fn extract<'a>(
-        media: &mut MediaStore,
-        segments: impl Iterator<Item = &'a SegmentReport>,
-    ) -> Result<ExtractedMedia> {
-        let dir = crate::workdir::tempdir("compose-")?;
-        let mut files = Vec::new();
-        for (i, seg) in segments.enumerate() {
-            let damaged: Vec<(u64, u64)> = seg
-                .damage
-                .iter()
-                .map(|d| (d.from_byte, d.to_byte))
-                .collect();
-            let in_place = if damaged.is_empty() {
-                media.disk_range(&seg.filename)
-            } else {
-                None
-            };
-            let (path, range) = match in_place {
-                // A folder's file, or a ZIP's stored entry: read where it is, no copy.
-                Some(found) => found,
-                // A compressed entry is expanded into the work folder. GStreamer's demuxer
-                // does not always find the next cluster after damage (garbage between
-                // clusters ends it): a damaged file is copied without its damaged regions,
-                // cut where inspection stopped and resumed reading.
-                None => {
-                    let path = dir.path().join(format!("{i}.mkv"));
-                    let mut file = std::fs::File::create(&path).map_err(|source| Error::Write {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    let entry = media.open(&seg.filename)?;
-                    copy_skipping(entry, &mut file, &damaged).map_err(|e| Error::DamagedEntry {
-                        name: seg.filename.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    (path, None)
-                }
-            };
-            let codec = |kind| {
-                seg.tracks
-                    .iter()
-                    .find(|t| t.kind == kind && t.frames > 0)
-                    .map(|t| t.codec)
-            };
-            files.push((
-                seg.filename.clone(),
-                pipeline::MediaFile {
-                    path,
-                    range,
-                    video: codec(TrackKind::Video),
-                    audio: codec(TrackKind::Audio),
-                    clusters: damaged
-                        .is_empty()
-                        .then(|| std::sync::Arc::new(seg.clusters.clone())),
-                    resumes_ns: seg
-                        .damage
-                        .iter()
-                        .filter_map(|d| d.to_ms)
-                        .map(|ms| ms.saturating_mul(1_000_000))
-                        .collect(),
-                    audio_delay_ns: seg
-                        .tracks
-                        .iter()
-                        .find(|t| t.kind == TrackKind::Audio)
-                        .and_then(|t| t.codec_delay_ns)
-                        .unwrap_or(0),
-                },
-            ));
-        }
-        Ok(ExtractedMedia { dir, files })
-    }
-
-    /// The work folder, for the pipeline's temporary files.
-    pub fn work_dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The file for a media file's name.
-    pub fn lookup(&self, name: &str) -> Option<pipeline::MediaFile> {
-        self.files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, m)| m.clone())
-    }
-
-    /// The media file's name for a [`pipeline::MediaFile::id`] (for error messages).
-    pub fn name_of(&self, id: &Path) -> Option<&str> {
-        self.files
-            .iter()
-            .find(|(_, f)| f.id() == id)
-            .map(|(n, _)| n.as_str())
-    }
-}
-
 /// With `--strict`: damage anywhere is an error naming the file, and so is a file placed
 /// by a fallback (a missing first-frame or start time).
 pub fn refuse_damage(report: &crate::inspect::ArchiveReport) -> Result<()> {
@@ -347,69 +228,6 @@ pub fn refuse_damage(report: &crate::inspect::ArchiveReport) -> Result<()> {
         Some(what) => Err(Error::Fallback(what.clone())),
         None => Ok(()),
     }
-}
-
-/// The plan's options, with the speaker layout's shots when it is asked for, and the
-/// report with everybody's speech when the layout or [`ComposeOptions::speakers`] needs it
-/// (each audio track decoded once).
-fn with_speakers(
-    recording: &mut Recording,
-    report: &crate::inspect::ArchiveReport,
-    opts: &ComposeOptions,
-) -> Result<(PlanOptions, Option<crate::inspect::ArchiveReport>)> {
-    let layout =
-        matches!(&opts.plan.layout, crate::layout::Layout::Speaker(shots) if shots.is_empty());
-    if !layout && !opts.speakers && !opts.chapters {
-        return Ok((opts.plan.clone(), None));
-    }
-    let mut report = report.clone();
-    crate::speech::add_to_report(&mut report, recording, &Default::default())?;
-    if !layout {
-        return Ok((opts.plan.clone(), Some(report)));
-    }
-    let turns: Vec<Vec<crate::speech::Span>> = report
-        .streams
-        .iter()
-        .map(|s| s.speech.clone().unwrap_or_default())
-        .collect();
-    let start = opts
-        .plan
-        .from_ms
-        .or(report.span_ms.map(|s| s[0]))
-        .unwrap_or(0);
-    let shots = crate::layout::speaker::plan(&turns, start, &opts.speaker_rules);
-    let plan = PlanOptions {
-        layout: crate::layout::Layout::Speaker(shots),
-        ..opts.plan.clone()
-    };
-    Ok((plan, Some(report)))
-}
-
-/// A chapter at each change of main speaker (the speaker layout's shots), titled with the
-/// speakers' labels, on the output's timeline.
-fn speaker_chapters(
-    report: &crate::inspect::ArchiveReport,
-    plan: &Plan,
-    rules: &crate::layout::speaker::Rules,
-) -> Vec<chapters::Chapter> {
-    let turns: Vec<Vec<crate::speech::Span>> = report
-        .streams
-        .iter()
-        .map(|s| s.speech.clone().unwrap_or_default())
-        .collect();
-    crate::layout::speaker::plan(&turns, plan.start_ms, rules)
-        .into_iter()
-        .filter(|shot| shot.from_ms < plan.stop_ms)
-        .map(|shot| chapters::Chapter {
-            start_ms: shot.from_ms - plan.start_ms,
-            title: shot
-                .main
-                .iter()
-                .filter_map(|&i| report.streams.get(i).map(|s| s.label.as_str()))
-                .collect::<Vec<_>>()
-                .join(" & "),
-        })
-        .collect()
 }
 
 /// Composes the recording at `input` (any source mosaic reads, holding one recording) into
@@ -467,13 +285,15 @@ pub fn compose_inspected(
     if opts.strict {
         refuse_damage(report)?;
     }
-    let (plan_opts, spoken) = with_speakers(recording, report, opts)?;
+    let (plan_opts, spoken) = conversation::with_speakers(recording, report, opts)?;
     let timeline = &recording.timeline;
     let plan = Plan::new(timeline, |name| report.segment(name), &plan_opts).ok_or_else(|| {
         Error::InvalidOption(
             "nothing to compose: the recording (or the --from/--to window) is empty".into(),
         )
     })?;
+    let (time_map, trim_warning) = conversation::cuts(recording, spoken.as_ref(), &plan, opts);
+    let time_map = std::sync::Arc::new(time_map);
 
     let media = ExtractedMedia::extract(
         &mut recording.media,
@@ -496,6 +316,7 @@ pub fn compose_inspected(
     let out = AtomicFile::create(output)?;
     let outcome = pipeline::run(&pipeline::PipelineInput {
         plan: &plan,
+        time_map: &time_map,
         media: &lookup,
         format,
         speed: opts.speed,
@@ -514,7 +335,7 @@ pub fn compose_inspected(
     if opts.chapters && format == OutputFormat::Mp4 {
         let marks = spoken
             .as_ref()
-            .map(|r| speaker_chapters(r, &plan, &opts.speaker_rules))
+            .map(|r| conversation::chapters(r, &plan, &opts.speaker_rules, &time_map))
             .unwrap_or_default();
         if !marks.is_empty() {
             chapters::add_to_file(out.temp_path(), &marks)?;
@@ -523,12 +344,14 @@ pub fn compose_inspected(
     let output = out.commit()?;
 
     let wall = started.elapsed();
+    let duration_ms = plan.duration_ms() - time_map.cut_ms();
     Ok(ComposeReport {
         output,
         format,
         start_ms: plan.start_ms,
         stop_ms: plan.stop_ms,
-        duration_ms: plan.duration_ms(),
+        duration_ms,
+        cuts: time_map.cuts(),
         width: plan.width,
         height: plan.height,
         fps: plan.fps,
@@ -537,13 +360,14 @@ pub fn compose_inspected(
         true_peak_dbtp: outcome.loudness.true_peak_dbtp,
         speakers: spoken
             .as_ref()
-            .map(|r| crate::speech::in_window(r, plan.start_ms, plan.stop_ms)),
+            .map(|r| conversation::speakers(r, &plan, &time_map)),
         streams: plan.streams.len(),
         segments: plan.streams.iter().map(|s| s.segments.len()).sum(),
         warnings: report
             .warnings
             .iter()
             .cloned()
+            .chain(trim_warning)
             .chain(outcome.undecodable.iter().map(|f| {
                 format!(
                     "{f}: no frame of its video could be decoded; its placeholder shows instead"
@@ -551,21 +375,6 @@ pub fn compose_inspected(
             }))
             .collect(),
         wall_ms: wall.as_millis() as u64,
-        realtime_factor: plan.duration_ms() as f64 / 1000.0 / wall.as_secs_f64().max(1e-9),
+        realtime_factor: duration_ms as f64 / 1000.0 / wall.as_secs_f64().max(1e-9),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn copies_around_the_skipped_ranges() {
-        let data: Vec<u8> = (0..100).collect();
-        let mut out = Vec::new();
-        let n = super::copy_skipping(&data[..], &mut out, &[(10, 20), (50, 55)]).unwrap();
-        let want: Vec<u8> = (0..10).chain(20..50).chain(55..100).collect();
-        assert_eq!((out, n), (want, 85));
-        let mut all = Vec::new();
-        super::copy_skipping(&data[..], &mut all, &[]).unwrap();
-        assert_eq!(all, data);
-    }
 }

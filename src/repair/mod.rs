@@ -310,6 +310,7 @@ impl Job<'_> {
     ) -> Result<RepairedStream> {
         let (report, cancel, strict) = (self.report, self.control.cancel, self.opts.strict);
         use crate::compose::plan::{Plan, PlanOptions};
+        use crate::compose::trim::TimeMap;
         use crate::compose::{ExtractedMedia, OutputFormat, Speed, pipeline};
 
         let seg_reports: Vec<&SegmentReport> = stream
@@ -349,6 +350,7 @@ impl Job<'_> {
         let out = AtomicFile::create(out_path)?;
         pipeline::run(&pipeline::PipelineInput {
             plan: &plan,
+            time_map: &std::sync::Arc::new(TimeMap::identity(plan.start_ms, plan.fps)),
             media: &lookup,
             format: if ext == "webm" {
                 OutputFormat::Webm

@@ -11,6 +11,7 @@ use toml::{Table, Value};
 
 use super::ServiceError;
 use crate::compose::plan::{PlanOptions, VideoMutePolicy, parse_size};
+use crate::compose::trim::{TrimMode, TrimOptions};
 use crate::compose::{ComposeOptions, OutputFormat, Speed};
 use crate::layout::Layout;
 
@@ -167,6 +168,10 @@ pub struct ComposeConfig {
     pub strict: bool,
     /// `off`, or an integrated loudness target in LUFS (`-16`).
     pub loudness: String,
+    /// `off`, `empty` or `quiet` (see `mosaic compose --trim`).
+    pub trim: String,
+    /// Seconds: only longer stretches are trimmed.
+    pub trim_min: f64,
 }
 
 impl Default for ComposeConfig {
@@ -183,6 +188,8 @@ impl Default for ComposeConfig {
             quality: 23,
             strict: false,
             loudness: "off".into(),
+            trim: "off".into(),
+            trim_min: 10.0,
         }
     }
 }
@@ -203,7 +210,7 @@ impl ComposeConfig {
             bad(
                 "layout",
                 format!(
-                    "{:?} is not bestFit, pip, verticalPresentation or horizontalPresentation",
+                    "{:?} is not bestFit, pip, verticalPresentation, horizontalPresentation or speaker",
                     self.layout
                 ),
             )
@@ -234,6 +241,14 @@ impl ComposeConfig {
                 )
             })?),
         };
+        let trim = match self.trim.as_str() {
+            "off" | "" => None,
+            text => Some(TrimOptions {
+                mode: <TrimMode as clap::ValueEnum>::from_str(text, true)
+                    .map_err(|_| bad("trim", format!("{text:?} is not off, empty or quiet")))?,
+                min_ms: (self.trim_min * 1000.0).round() as i64,
+            }),
+        };
         let opts = ComposeOptions {
             plan: PlanOptions {
                 width: w,
@@ -254,6 +269,7 @@ impl ComposeConfig {
             speakers: false,
             chapters: false,
             speaker_rules: Default::default(),
+            trim,
         };
         opts.validate()
             .map_err(|e| ServiceError::Config(format!("compose: {e}")))?;
@@ -745,6 +761,16 @@ mod tests {
         assert!(
             err("output = \"file:///x\"\n[compose]\nlayout = \"grid\"", &[])
                 .contains("compose.layout")
+        );
+        assert!(
+            err("output = \"file:///x\"\n[compose]\ntrim = \"loud\"", &[]).contains("compose.trim")
+        );
+        assert!(
+            err(
+                "output = \"file:///x\"\n[compose]\ntrim = \"quiet\"\ntrim_min = 0.1",
+                &[]
+            )
+            .contains("--trim-min")
         );
         assert!(
             err(

@@ -88,35 +88,6 @@ pub struct Speaker {
     pub turns: Vec<Span>,
 }
 
-/// Each stream's speech (from [`add_to_report`]) on the window `[start_ms, stop_ms)` of the
-/// timeline, moved to start at 0.
-pub fn in_window(report: &ArchiveReport, start_ms: i64, stop_ms: i64) -> Vec<Speaker> {
-    report
-        .streams
-        .iter()
-        .map(|s| {
-            let turns: Vec<Span> = s
-                .speech
-                .iter()
-                .flatten()
-                .filter_map(|t| {
-                    let span = Span {
-                        from_ms: t.from_ms.max(start_ms) - start_ms,
-                        to_ms: t.to_ms.min(stop_ms) - start_ms,
-                    };
-                    (span.to_ms > span.from_ms).then_some(span)
-                })
-                .collect();
-            Speaker {
-                stream_id: s.stream_id.clone(),
-                label: s.label.clone(),
-                talk_ms: detect::talk_ms(&turns),
-                turns,
-            }
-        })
-        .collect()
-}
-
 /// Adds each stream's speech on the recording's timeline (`speech`, `talk_ms`) to the
 /// report inspection made of `recording`.
 pub fn add_to_report(

@@ -23,7 +23,8 @@
 //! at a cluster), `inputs` (demuxers, decoders), `layers` (what enters the canvas and the
 //! mixer, placed frame by frame), `canvas` (mosaic's compositor), `outputs` (encoders, the
 //! sound's limiter and meter), `errors` (what a failure on the bus means), `priority` (the
-//! sound's threads).
+//! sound's threads), `cuts` (`--trim`: what leaves the canvas and the mixer, less the dead
+//! time).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -73,6 +74,8 @@ impl MediaFile {
 /// What the pipeline needs besides the plan.
 pub struct PipelineInput<'a> {
     pub plan: &'a Plan,
+    /// What `--trim` cuts of the plan's window (the identity without it).
+    pub time_map: &'a Arc<crate::compose::trim::TimeMap>,
     /// Extracted media by file name.
     pub media: &'a dyn Fn(&str) -> Option<MediaFile>,
     pub format: OutputFormat,
@@ -231,7 +234,7 @@ fn play(
     input: &PipelineInput<'_>,
     sound_threads: Option<&Arc<SoundThreads>>,
 ) -> Result<()> {
-    let duration_ms = input.plan.duration_ms() as u64;
+    let duration_ms = (input.plan.duration_ms() - input.time_map.cut_ms()).max(0) as u64;
     let bus = pipeline
         .bus()
         .ok_or_else(|| gst_err("pipeline", "no bus"))?;
@@ -343,6 +346,7 @@ fn mixed_audio_caps() -> gst::Caps {
 }
 
 mod canvas;
+mod cuts;
 mod enlarge;
 mod errors;
 mod inputs;

@@ -70,9 +70,17 @@ pub(super) fn build_video_out(
         .ok_or_else(|| gst_err("building", "empty chain"))?;
     last.link(mux)
         .map_err(|e| gst_err("linking video to muxer", e))?;
-    if let Some(src) = comp.static_pad("src") {
+    let src = |e: &gst::Element| {
+        e.static_pad("src")
+            .ok_or_else(|| gst_err("building", format!("{} has no src pad", e.name())))
+    };
+    if !input.time_map.is_identity() {
+        super::cuts::cut_video(&src(&comp)?, input.time_map.clone(), plan.fps);
+    }
+    // Frames are counted past the cuts.
+    if let Some(counted) = chain.get(1) {
         let counter = frame_counter.clone();
-        src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        src(counted)?.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             counter.fetch_add(1, Ordering::Relaxed);
             gst::PadProbeReturn::Ok
         });
@@ -105,6 +113,12 @@ pub(super) fn build_audio_out(
     // The sum of streams is not attenuated by 1/N (a lone speaker is as loud as in the
     // source); a look-ahead true-peak limiter keeps loud sums under the ceiling.
     limit(&caps)?;
+    if !input.time_map.is_identity() {
+        let src = mixer
+            .static_pad("src")
+            .ok_or_else(|| gst_err("building", "audiomixer without a src pad"))?;
+        super::cuts::cut_audio(&src, input.time_map.clone());
+    }
     let mut chain = vec![mixer.clone(), caps.clone()];
     let mut metered = caps;
     if let Some(target) = input.loudness {
