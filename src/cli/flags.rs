@@ -125,6 +125,12 @@ pub struct ComposeFlags {
     #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_duration,
           help_heading = "Trimming")]
     trim_min: i64,
+    /// Compose the picture in chunks of this many seconds, each from its own key frame, then
+    /// join them without re-encoding (the sound is mixed and encoded once for the whole):
+    /// the output is the one-pass output's, frame for frame. Chunks are what the service's
+    /// workers share; here they run one after another. Not with --trim.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    chunk_secs: Option<u32>,
     /// Encoding effort.
     #[arg(long, value_enum, default_value_t = Speed::Balanced)]
     speed: Speed,
@@ -196,6 +202,7 @@ impl ComposeFlags {
                 mode,
                 min_ms: self.trim_min,
             }),
+            chunk_secs: self.chunk_secs,
         })
     }
 }

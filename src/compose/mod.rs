@@ -8,6 +8,7 @@
 //! that looks finished.
 
 pub mod chapters;
+pub mod chunks;
 mod conversation;
 mod extract;
 pub mod limiter;
@@ -124,6 +125,9 @@ pub struct ComposeOptions {
     pub speaker_rules: crate::layout::speaker::Rules,
     /// Cut the dead time: where nobody is present, or nobody speaks (`--trim`).
     pub trim: Option<trim::TrimOptions>,
+    /// Compose the picture in chunks of this many seconds, each from a key frame, then join
+    /// them without re-encoding, the sound made once for the whole (see [`chunks`]).
+    pub chunk_secs: Option<u32>,
 }
 
 impl Default for ComposeOptions {
@@ -140,6 +144,7 @@ impl Default for ComposeOptions {
             chapters: false,
             speaker_rules: Default::default(),
             trim: None,
+            chunk_secs: None,
         }
     }
 }
@@ -162,6 +167,18 @@ impl ComposeOptions {
                 "--trim-min {} s is outside 1 s..24 h",
                 t.min_ms as f64 / 1000.0
             )));
+        }
+        if let Some(secs) = self.chunk_secs
+            && !(1..=86_400).contains(&secs)
+        {
+            return Err(Error::InvalidOption(format!(
+                "--chunk-secs {secs} is outside 1..86400"
+            )));
+        }
+        if self.chunk_secs.is_some() && self.trim.is_some() {
+            return Err(Error::InvalidOption(
+                "--trim and --chunk-secs cannot be used together yet".into(),
+            ));
         }
         if self.quality > 51 {
             return Err(Error::InvalidOption(format!(
@@ -265,77 +282,41 @@ pub fn compose_inspected(
     control: &Control<'_>,
 ) -> Result<ComposeReport> {
     let started = Instant::now();
-    opts.validate()?;
-    let format = match opts.format {
-        Some(f) => f,
-        None => OutputFormat::from_path(output).ok_or_else(|| {
-            Error::InvalidOption(format!(
-                "cannot tell the format from {:?}; use .mp4, .webm, .m4a or .opus, or --format",
-                output.display().to_string()
-            ))
-        })?,
-    };
-
-    if opts.chapters && format != OutputFormat::Mp4 {
-        return Err(Error::InvalidOption(
-            "--chapters needs an MP4 output (WebM and Matroska chapters are not written yet)"
-                .into(),
-        ));
-    }
-    if opts.strict {
-        refuse_damage(report)?;
-    }
-    let (plan_opts, spoken) = conversation::with_speakers(recording, report, opts)?;
-    let timeline = &recording.timeline;
-    let plan = Plan::new(timeline, |name| report.segment(name), &plan_opts).ok_or_else(|| {
-        Error::InvalidOption(
-            "nothing to compose: the recording (or the --from/--to window) is empty".into(),
-        )
-    })?;
-    let (time_map, trim_warning) = conversation::cuts(recording, spoken.as_ref(), &plan, opts);
-    let time_map = std::sync::Arc::new(time_map);
-
+    let prepared = Prepared::new(recording, report, output, opts)?;
+    let plan = &prepared.plan;
     let media = ExtractedMedia::extract(
         &mut recording.media,
         report.streams.iter().flat_map(|s| &s.segments),
     )?;
-    let lookup = |name: &str| media.lookup(name);
-    let name_of = |path: &Path| media.name_of(path).map(str::to_owned);
-
-    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty())
-        && !parent.is_dir()
-    {
-        return Err(Error::Write {
-            path: output.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "the output's folder does not exist",
-            ),
-        });
-    }
     let out = AtomicFile::create(output)?;
-    let outcome = pipeline::run(&pipeline::PipelineInput {
-        plan: &plan,
-        time_map: &time_map,
-        media: &lookup,
-        format,
-        speed: opts.speed,
-        quality: opts.quality,
-        // Like ffmpeg's x264 default (250): few key frames, small files.
-        gop_frames: opts.plan.fps * 8,
-        labels: opts.labels,
-        loudness: opts.loudness,
-        name_of: &name_of,
-        strict: opts.strict,
-        work_dir: media.work_dir(),
-        output: out.temp_path(),
-        progress: control.progress,
-        cancel: control.cancel,
-    })?;
-    if opts.chapters && format == OutputFormat::Mp4 {
-        let marks = spoken
+    let chunked = opts
+        .chunk_secs
+        .filter(|&secs| prepared.format.has_video() && plan.duration_ms() > i64::from(secs) * 1000);
+    let outcome = match chunked {
+        None => prepared.run(
+            &media,
+            opts,
+            pipeline::Parts::Whole,
+            out.temp_path(),
+            control,
+        )?,
+        Some(secs) => chunks::compose_in_chunks(
+            &recording.timeline,
+            report,
+            &prepared,
+            &media,
+            opts,
+            secs,
+            out.temp_path(),
+            control,
+        )?,
+    };
+    let time_map = &prepared.time_map;
+    if opts.chapters && prepared.format == OutputFormat::Mp4 {
+        let marks = prepared
+            .spoken
             .as_ref()
-            .map(|r| conversation::chapters(r, &plan, &opts.speaker_rules, &time_map))
+            .map(|r| conversation::chapters(r, plan, &opts.speaker_rules, time_map))
             .unwrap_or_default();
         if !marks.is_empty() {
             chapters::add_to_file(out.temp_path(), &marks)?;
@@ -347,7 +328,7 @@ pub fn compose_inspected(
     let duration_ms = plan.duration_ms() - time_map.cut_ms();
     Ok(ComposeReport {
         output,
-        format,
+        format: prepared.format,
         start_ms: plan.start_ms,
         stop_ms: plan.stop_ms,
         duration_ms,
@@ -358,16 +339,17 @@ pub fn compose_inspected(
         frames: outcome.frames,
         loudness_lufs: outcome.loudness.integrated_lufs,
         true_peak_dbtp: outcome.loudness.true_peak_dbtp,
-        speakers: spoken
+        speakers: prepared
+            .spoken
             .as_ref()
-            .map(|r| conversation::speakers(r, &plan, &time_map)),
+            .map(|r| conversation::speakers(r, plan, time_map)),
         streams: plan.streams.len(),
         segments: plan.streams.iter().map(|s| s.segments.len()).sum(),
         warnings: report
             .warnings
             .iter()
             .cloned()
-            .chain(trim_warning)
+            .chain(prepared.trim_warning.clone())
             .chain(outcome.undecodable.iter().map(|f| {
                 format!(
                     "{f}: no frame of its video could be decoded; its placeholder shows instead"
@@ -377,4 +359,125 @@ pub fn compose_inspected(
         wall_ms: wall.as_millis() as u64,
         realtime_factor: duration_ms as f64 / 1000.0 / wall.as_secs_f64().max(1e-9),
     })
+}
+
+/// What a composition decides before it runs anything: the format, the plan (with the
+/// speaker layout's shots), everybody's speech when something needs it, the cuts.
+pub(crate) struct Prepared {
+    pub(crate) format: OutputFormat,
+    pub(crate) plan_opts: PlanOptions,
+    pub(crate) plan: Plan,
+    pub(crate) spoken: Option<crate::inspect::ArchiveReport>,
+    pub(crate) time_map: std::sync::Arc<trim::TimeMap>,
+    pub(crate) trim_warning: Option<String>,
+}
+
+impl Prepared {
+    pub(crate) fn new(
+        recording: &mut Recording,
+        report: &crate::inspect::ArchiveReport,
+        output: &Path,
+        opts: &ComposeOptions,
+    ) -> Result<Prepared> {
+        opts.validate()?;
+        let format = match opts.format {
+            Some(f) => f,
+            None => OutputFormat::from_path(output).ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "cannot tell the format from {:?}; use .mp4, .webm, .m4a or .opus, or --format",
+                    output.display().to_string()
+                ))
+            })?,
+        };
+        if opts.chapters && format != OutputFormat::Mp4 {
+            return Err(Error::InvalidOption(
+                "--chapters needs an MP4 output (WebM and Matroska chapters are not written yet)"
+                    .into(),
+            ));
+        }
+        if opts.strict {
+            refuse_damage(report)?;
+        }
+        if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(Error::Write {
+                path: output.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the output's folder does not exist",
+                ),
+            });
+        }
+        let (plan_opts, spoken) = conversation::with_speakers(recording, report, opts)?;
+        let plan = Plan::new(&recording.timeline, |name| report.segment(name), &plan_opts)
+            .ok_or_else(|| {
+                Error::InvalidOption(
+                    "nothing to compose: the recording (or the --from/--to window) is empty".into(),
+                )
+            })?;
+        let (time_map, trim_warning) = conversation::cuts(recording, spoken.as_ref(), &plan, opts);
+        Ok(Prepared {
+            format,
+            plan_opts,
+            plan,
+            spoken,
+            time_map: std::sync::Arc::new(time_map),
+            trim_warning,
+        })
+    }
+
+    /// Runs the pipeline for `parts` of this plan (or of `plan`, a chunk's) into `output`.
+    pub(crate) fn run(
+        &self,
+        media: &ExtractedMedia,
+        opts: &ComposeOptions,
+        parts: pipeline::Parts<'_>,
+        output: &Path,
+        control: &Control<'_>,
+    ) -> Result<pipeline::PipelineOutcome> {
+        self.run_plan(
+            &self.plan,
+            &self.time_map,
+            media,
+            opts,
+            parts,
+            output,
+            control,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_plan(
+        &self,
+        plan: &Plan,
+        time_map: &std::sync::Arc<trim::TimeMap>,
+        media: &ExtractedMedia,
+        opts: &ComposeOptions,
+        parts: pipeline::Parts<'_>,
+        output: &Path,
+        control: &Control<'_>,
+    ) -> Result<pipeline::PipelineOutcome> {
+        let lookup = |name: &str| media.lookup(name);
+        let name_of = |path: &Path| media.name_of(path).map(str::to_owned);
+        pipeline::run(&pipeline::PipelineInput {
+            plan,
+            parts,
+            time_map,
+            media: &lookup,
+            format: self.format,
+            speed: opts.speed,
+            quality: opts.quality,
+            // Like ffmpeg's x264 default (250): few key frames, small files.
+            gop_frames: plan.fps * 8,
+            labels: opts.labels,
+            loudness: opts.loudness,
+            name_of: &name_of,
+            strict: opts.strict,
+            work_dir: media.work_dir(),
+            output,
+            progress: control.progress,
+            cancel: control.cancel,
+        })
+    }
 }

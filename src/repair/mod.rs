@@ -350,6 +350,7 @@ impl Job<'_> {
         let out = AtomicFile::create(out_path)?;
         pipeline::run(&pipeline::PipelineInput {
             plan: &plan,
+            parts: pipeline::Parts::Whole,
             time_map: &std::sync::Arc::new(TimeMap::identity(plan.start_ms, plan.fps)),
             media: &lookup,
             format: if ext == "webm" {

@@ -50,6 +50,7 @@ pub fn demo() -> ArchiveSpec {
         marks_ms: marks,
         segments: segs,
         speech: vec![],
+        frame_code: false,
     };
     let mut alice = SegmentSpec::new(0, 8_000);
     alice.audio_mutes = vec![[3_500, 4_200]];

@@ -235,6 +235,7 @@ fn stream(
         marks_ms,
         segments,
         speech: vec![],
+        frame_code: false,
     }
 }
 

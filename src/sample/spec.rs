@@ -75,6 +75,11 @@ pub struct StreamSpec {
     /// Recorded sound mixed over the tone: speech for detection tests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub speech: Vec<SpeechClip>,
+    /// Burn each frame's number (on the archive timeline, at the archive's frame rate) into
+    /// its picture as a block code (see [`super::synth::FRAME_CODE_BITS`]), for tests that
+    /// read back which camera frame an output frame shows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frame_code: bool,
 }
 
 /// A 16-bit PCM WAV file (any rate, mono or stereo) heard from an archive time on.
@@ -223,6 +228,8 @@ pub struct FramePlan {
     pub flash: bool,
     /// The frame's index in the unmuted sequence (drives the moving bar).
     pub index: u64,
+    /// The number burned into the picture, if the stream burns one.
+    pub code: Option<u32>,
 }
 
 /// Everything needed to synthesise one segment.
@@ -280,6 +287,9 @@ impl SegmentPlan {
                     .iter()
                     .any(|&m| m >= pts_ns && m < pts_ns + frame_ns),
                 index: shown,
+                code: stream
+                    .frame_code
+                    .then(|| (seg.start_ms * fps / 1000 + i) as u32),
             });
             shown += 1;
         }
@@ -348,6 +358,7 @@ mod tests {
                 tone_hz: 440.0,
                 marks_ms: vec![1_250, 2_500, 9_000],
                 speech: vec![],
+                frame_code: false,
                 segments: vec![SegmentSpec {
                     start_ms: 1_000,
                     stop_ms: 3_000,

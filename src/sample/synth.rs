@@ -21,6 +21,20 @@ pub fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
     [y.round() as u8, u.round() as u8, v.round() as u8]
 }
 
+/// Bits of a frame's burned-in number: 2 rows of 8 blocks, each an eighth of the picture
+/// wide and high, from the middle down; most significant bit first, white for 1, black for
+/// 0.
+pub const FRAME_CODE_BITS: u32 = 16;
+
+/// Where bit `bit` of the frame code is: its block's centre, as fractions of the picture.
+pub fn frame_code_spot(bit: u32) -> (f64, f64) {
+    let (col, row) = (bit % 8, bit / 8);
+    (
+        (f64::from(col) + 0.5) / 8.0,
+        0.5 + (f64::from(row) + 0.5) / 8.0,
+    )
+}
+
 /// One I420 picture for `frame`.
 pub fn picture(frame: &FramePlan, color: [u8; 3]) -> Vec<u8> {
     let (w, h) = (frame.width as usize, frame.height as usize);
@@ -47,7 +61,30 @@ pub fn picture(frame: &FramePlan, color: [u8; 3]) -> Vec<u8> {
             }
         }
     }
+    if let (Some(code), false) = (frame.code, frame.flash) {
+        burn_code(&mut buf, w, h, code);
+    }
     buf
+}
+
+/// Draws `code` as [`FRAME_CODE_BITS`] blocks (see [`frame_code_spot`]).
+fn burn_code(buf: &mut [u8], w: usize, h: usize, code: u32) {
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let (bw, bh) = (w / 8, h / 8);
+    for bit in 0..FRAME_CODE_BITS {
+        let on = code >> (FRAME_CODE_BITS - 1 - bit) & 1 == 1;
+        let (col, row) = ((bit % 8) as usize, (bit / 8) as usize);
+        let (x0, y0) = (col * bw, h / 2 + row * bh);
+        for y in y0..(y0 + bh).min(h) {
+            buf[y * w + x0..y * w + x0 + bw].fill(if on { 235 } else { 16 });
+        }
+        for y in y0 / 2..((y0 + bh) / 2).min(ch) {
+            for plane in 0..2 {
+                let row = w * h + plane * cw * ch + y * cw;
+                buf[row + x0 / 2..row + (x0 + bw) / 2].fill(128);
+            }
+        }
+    }
 }
 
 /// `count` samples of S16 mono audio starting at segment sample `first`.
@@ -82,6 +119,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_frame_code_reads_back() {
+        let (w, h) = (160usize, 120usize);
+        let f = FramePlan {
+            pts_ns: 0,
+            duration_ns: 1,
+            width: w as u32,
+            height: h as u32,
+            flash: false,
+            index: 0,
+            code: Some(0xA5C3),
+        };
+        let p = picture(&f, [200, 40, 40]);
+        let read: u32 = (0..FRAME_CODE_BITS).fold(0, |acc, bit| {
+            let (fx, fy) = frame_code_spot(bit);
+            let (x, y) = ((fx * w as f64) as usize, (fy * h as f64) as usize);
+            acc << 1 | u32::from(p[y * w + x] > 128)
+        });
+        assert_eq!(read, 0xA5C3);
+    }
+
+    #[test]
     fn colours() {
         assert_eq!(rgb_to_yuv([0, 0, 0]), [16, 128, 128]);
         assert_eq!(rgb_to_yuv([255, 255, 255]), [235, 128, 128]);
@@ -97,6 +155,7 @@ mod tests {
             width: 64,
             height: 32,
             flash: true,
+            code: None,
             index: 0,
         };
         let p = picture(&f, [0, 0, 255]);

@@ -270,6 +270,7 @@ impl ComposeConfig {
             chapters: false,
             speaker_rules: Default::default(),
             trim,
+            chunk_secs: None,
         };
         opts.validate()
             .map_err(|e| ServiceError::Config(format!("compose: {e}")))?;

@@ -32,6 +32,7 @@ pub fn stream(
         marks_ms,
         segments,
         speech: vec![],
+        frame_code: false,
     }
 }
 

@@ -25,6 +25,8 @@ pub(super) struct SegmentBranch {
     /// offset holds it, see `Plan::video_delay_ns`): the video's window starts and ends that
     /// much earlier.
     pub(super) video_delay_ns: i64,
+    /// An output frame's duration (ns).
+    pub(super) frame_ns: i64,
     /// The decoders' `max-errors`: -1 conceals every damaged frame, 0 fails on the first.
     pub(super) max_errors: i32,
 }
@@ -49,6 +51,7 @@ pub(super) fn add_segment(
         end_ns: branch.end_ns,
         max_errors: branch.max_errors,
         frames: false,
+        first_frame_ns: branch.frame_ns,
     };
     if let Some(video) = branch.video {
         let window = Window {

@@ -1,6 +1,7 @@
 //! The canvas's layers and the mixer's inputs: exact-length base layers, a placeholder per
 //! stream, one branch per segment file; and where each layer is, frame by frame, as the plan
-//! says.
+//! says. A run without a canvas (sound only, or a stitch) or without a mixer (a chunk's
+//! picture) leaves out the branches it would feed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,7 +61,7 @@ pub(super) fn add_sources(
     pipeline: &gst::Pipeline,
     input: &PipelineInput<'_>,
     canvas: Option<&gst::Element>,
-    mixer: &gst::Element,
+    mixer: Option<&gst::Element>,
 ) -> Result<Vec<Arc<Layer>>> {
     let plan = input.plan;
     let mut layers: Vec<Arc<Layer>> = Vec::new();
@@ -82,7 +83,9 @@ pub(super) fn add_sources(
             )));
         }
     }
-    add_base_audio(pipeline, mixer, plan)?;
+    if let Some(mixer) = mixer {
+        add_base_audio(pipeline, mixer, plan)?;
+    }
     for (i, stream) in plan.streams.iter().enumerate() {
         for seg in &stream.segments {
             let label = input.labels.then(|| stream.label.clone());
@@ -99,7 +102,7 @@ fn add_segment_file(
     pipeline: &gst::Pipeline,
     input: &PipelineInput<'_>,
     canvas: Option<&gst::Element>,
-    mixer: &gst::Element,
+    mixer: Option<&gst::Element>,
     stream: usize,
     seg: &crate::compose::plan::SegmentLayer,
     label: Option<String>,
@@ -111,7 +114,7 @@ fn add_segment_file(
     };
     let (vcodec, acodec) = (file.video, file.audio);
     let want_video = canvas.is_some() && seg.has_video && vcodec.is_some();
-    let want_audio = seg.has_audio && acodec.is_some();
+    let want_audio = mixer.is_some() && seg.has_audio && acodec.is_some();
     if !want_video && !want_audio {
         return Ok(None);
     }
@@ -146,7 +149,7 @@ fn add_segment_file(
         }
         _ => None,
     };
-    let audio_pad = if want_audio {
+    let audio_pad = if let (Some(mixer), true) = (mixer, want_audio) {
         let pad = request_pad(mixer)?;
         pad.set_offset(ms_to_ns(seg.offset_ms));
         Some(pad)
@@ -167,6 +170,7 @@ fn add_segment_file(
             start_ns: (-ms_to_ns(seg.offset_ms)).max(0),
             end_ns: duration_ns - ms_to_ns(seg.offset_ms),
             video_delay_ns: input.plan.video_delay_ns(),
+            frame_ns: 1_000_000_000 / i64::from(input.plan.fps.max(1)),
             max_errors: if input.strict { 0 } else { -1 },
         },
     )?;

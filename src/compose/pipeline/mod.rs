@@ -24,7 +24,7 @@
 //! mixer, placed frame by frame), `canvas` (mosaic's compositor), `outputs` (encoders, the
 //! sound's limiter and meter), `errors` (what a failure on the bus means), `priority` (the
 //! sound's threads), `cuts` (`--trim`: what leaves the canvas and the mixer, less the dead
-//! time).
+//! time), `stitch` (a chunked compose's pictures joined, see [`Parts`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,9 +71,22 @@ impl MediaFile {
     }
 }
 
+/// Which of the output's parts a run makes.
+#[derive(Debug, Clone, Copy)]
+pub enum Parts<'a> {
+    /// Picture and sound, as the format has them.
+    Whole,
+    /// The picture alone, into Matroska: one chunk of a chunked compose (see
+    /// [`crate::compose::chunks`]). Its codec and encoder settings are the format's.
+    Picture,
+    /// The sound, and for the picture these chunks' frames joined without re-encoding.
+    Stitch(&'a [PathBuf]),
+}
+
 /// What the pipeline needs besides the plan.
 pub struct PipelineInput<'a> {
     pub plan: &'a Plan,
+    pub parts: Parts<'a>,
     /// What `--trim` cuts of the plan's window (the identity without it).
     pub time_map: &'a Arc<crate::compose::trim::TimeMap>,
     /// Extracted media by file name.
@@ -158,30 +171,57 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
 
     let mux = add_muxer(&pipeline, input)?;
     let frame_counter = Arc::new(AtomicU64::new(0));
-    let canvas = if has_video {
-        Some(build_video_out(
+    let (canvas, feeder) = match input.parts {
+        Parts::Whole | Parts::Picture if has_video => (
+            Some(build_video_out(
+                &pipeline,
+                plan,
+                input,
+                &mux,
+                &frame_counter,
+            )?),
+            None,
+        ),
+        Parts::Stitch(chunks) if has_video => (
+            None,
+            Some(stitch::add_video(
+                &pipeline,
+                input,
+                &mux,
+                chunks,
+                &frame_counter,
+            )?),
+        ),
+        _ => (None, None),
+    };
+    let meter = Arc::new(Mutex::new(super::meter::Meter::new(2, 48_000)));
+    // With a picture to encode, the sound's threads take the cores its encoder leaves idle.
+    let sound_threads = (canvas.is_some()).then(SoundThreads::new).flatten();
+    let mixer = match input.parts {
+        Parts::Picture => None,
+        _ => Some(build_audio_out(
             &pipeline,
             plan,
             input,
             &mux,
-            &frame_counter,
-        )?)
-    } else {
-        None
+            &meter,
+            sound_threads.as_ref(),
+        )?),
     };
-    let meter = Arc::new(Mutex::new(super::meter::Meter::new(2, 48_000)));
-    // With a picture to encode, the sound's threads take the cores its encoder leaves idle.
-    let sound_threads = has_video.then(SoundThreads::new).flatten();
-    let mixer = build_audio_out(&pipeline, plan, input, &mux, &meter, sound_threads.as_ref())?;
 
-    let layers = layers::add_sources(&pipeline, input, canvas.as_ref(), &mixer)?;
+    let layers = layers::add_sources(&pipeline, input, canvas.as_ref(), mixer.as_ref())?;
     let video_layers: Vec<Arc<Layer>> = layers.iter().filter(|l| l.video).cloned().collect();
     if let Some(comp) = &canvas {
         layers::follow_plan(comp, plan, layers);
     }
 
-    play(&pipeline, input, sound_threads.as_ref())?;
+    let played = play(&pipeline, input, sound_threads.as_ref());
     drop(running);
+    if let Some(feeder) = feeder {
+        // The chunks' reader ends with the pipeline; what it found wrong comes first.
+        feeder.finish()?;
+    }
+    played?;
     let mut undecodable: Vec<String> = video_layers
         .iter()
         .filter(|l| !l.visible.intervals().is_empty() && !l.decoded.load(Ordering::Relaxed))
@@ -202,6 +242,8 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
 /// The muxer for the output's format, writing into the output file.
 fn add_muxer(pipeline: &gst::Pipeline, input: &PipelineInput<'_>) -> Result<gst::Element> {
     let mux = match input.format {
+        // A chunk: its picture alone, in any codec, with its timestamps.
+        _ if matches!(input.parts, Parts::Picture) => make("matroskamux")?,
         OutputFormat::Mp4 | OutputFormat::M4a => {
             let m = make("mp4mux")?;
             m.set_property("faststart", true);
@@ -355,6 +397,7 @@ mod letterbox;
 mod outputs;
 mod priority;
 mod source;
+mod stitch;
 mod window;
 use errors::{bus_error, first_error};
 use layers::Layer;

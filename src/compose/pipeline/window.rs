@@ -23,6 +23,9 @@ pub(super) struct Window {
     /// `Plan::video_delay_ns`), every frame shows from the output frame nearest its time,
     /// whatever its codec.
     pub(super) frames: bool,
+    /// How long the output's first frame lasts (ns; video): a frame of the file that begins
+    /// within it is the one it shows, and the frame held from before the start is dropped.
+    pub(super) first_frame_ns: i64,
 }
 
 /// Makes a demuxer's running time its file's own time, as the plan places it.
@@ -129,7 +132,10 @@ pub(super) fn hold_to_window(tail: &gst::Pad, window: Window) {
             return gst::PadProbeReturn::Drop;
         }
         if window.frames && window.start_ns > 0 {
-            if pts == window.start_ns {
+            if pts < window.start_ns + window.first_frame_ns {
+                // GStreamer's video aggregators would show the held frame, stamped at the
+                // start, for the whole first output frame (it overlaps it); this one is what
+                // the whole call shows there.
                 held.keep(None);
             } else if let Err(e) = held.push_at(pad, window.start_ns) {
                 info.flow_res = Err(e);
@@ -187,9 +193,9 @@ fn push_held_before_eos(tail: &gst::Pad, before: Arc<FrameBeforeStart>, start_ns
 /// in a gap of its file's video (a camera muted, or stopped before its sound): the plan
 /// shows that frame frozen there, or the placeholder after the freeze, and with the frame
 /// dropped as outside the window the tile was black until the next frame. It goes out,
-/// stamped at the start, when the first frame inside the window comes later than the start
-/// (or the stream ends first); a frame at the start replaces it. Where frames come every
-/// output frame it never shows: the next frame begins before the first output frame ends.
+/// stamped at the start, when the first frame inside the window comes after the output's
+/// first frame (or the stream ends first); a frame within that first output frame replaces
+/// it. Where frames come every output frame it never shows.
 #[derive(Default)]
 struct FrameBeforeStart(Mutex<Option<gst::Buffer>>);
 
@@ -241,6 +247,7 @@ mod tests {
             end_ns: 5_000,
             max_errors: 0,
             frames: true,
+            first_frame_ns: 0,
         };
         // Frames without a duration: the one at the start is the first shown.
         assert!(outside(&w, 999, None));
@@ -283,6 +290,7 @@ mod tests {
             end_ns,
             max_errors: 0,
             frames: false,
+            first_frame_ns: 0,
         };
         let weak = pipeline.downgrade();
         let counts = seen.clone();
