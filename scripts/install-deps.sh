@@ -11,12 +11,16 @@ packages=(
   fonts-dejavu-core fonts-noto-core fonts-droid-fallback fonts-nanum fonts-noto-color-emoji ffmpeg mkvtoolnix time unzip zip
   postgresql
   espeak-ng
+  chromium
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm for the browser tests' page scripts (hls.js, playwright-core from the
+# npm registry): Debian's, unless the machine already has a Node.js with npm.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   sudo_cmd=()

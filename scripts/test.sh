@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The browser tests' page scripts, at the versions package-lock.json pins.
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 # The media library alone, without the `service` feature (as the fuzz targets build it).

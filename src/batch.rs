@@ -151,6 +151,7 @@ pub fn output_for(
                 OutputFormat::Mkv => "mkv",
                 OutputFormat::M4a => "m4a",
                 OutputFormat::Opus => "opus",
+                OutputFormat::Hls => "m3u8",
             };
             out_dir.join(format!("{stem}.{ext}"))
         }

@@ -4,7 +4,9 @@
 //! freeze that cross a boundary, a participant whose segment starts in one chunk and ends in
 //! another, one who joins on a boundary. `--chunk-secs 40` against one pass, in MP4 and WebM:
 //! the same frame count and duration, the camera frame the one pass shows at every output
-//! frame, every flash within a frame and every beep within 20 ms of its mark.
+//! frame, every flash within a frame and every beep within 20 ms of its mark. The same in
+//! chunks as HLS: an event playlist with the first chunk while the rest composes, which
+//! ffmpeg plays to its end.
 
 mod common;
 
@@ -97,6 +99,8 @@ fn watch(path: &Path, plan: &Plan) -> (Vec<Seen>, Decoded) {
     let audio: Arc<Mutex<(Vec<f32>, Option<u64>)>> = Arc::default();
     let plan = Arc::new(plan.clone());
     let into = seen.clone();
+    let first_video: Arc<Mutex<Option<u64>>> = Arc::default();
+    let first_pts = first_video.clone();
     sink("v").set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
@@ -104,7 +108,10 @@ fn watch(path: &Path, plan: &Plan) -> (Vec<Seen>, Decoded) {
                 let buffer = sample.buffer().unwrap();
                 let map = buffer.map_readable().unwrap();
                 let luma = map.as_slice();
-                let k = (buffer.pts().unwrap().nseconds() * FPS + 500_000_000) / 1_000_000_000;
+                // MPEG-TS starts its clock an hour in: frames count from the first.
+                let pts = buffer.pts().unwrap().nseconds();
+                let first = *first_pts.lock().unwrap().get_or_insert(pts);
+                let k = ((pts - first) * FPS + 500_000_000) / 1_000_000_000;
                 let at = |r: &mosaic::layout::Rect, fx: f64, fy: f64| {
                     let x = r.x + (fx * f64::from(r.w)) as i32;
                     let y = r.y + (fy * f64::from(r.h)) as i32;
@@ -168,10 +175,20 @@ fn watch(path: &Path, plan: &Plan) -> (Vec<Seen>, Decoded) {
     }
     pipeline.set_state(gst::State::Null).unwrap();
     let seen = std::mem::take(&mut *seen.lock().unwrap());
-    let (samples, start) = std::mem::take(&mut *audio.lock().unwrap());
+    let (mut samples, start) = std::mem::take(&mut *audio.lock().unwrap());
+    // The sound on the frames' clock (MPEG-TS starts both a little after its own zero).
+    let (start, first) = (start.unwrap_or(0), first_video.lock().unwrap().unwrap_or(0));
+    let audio_start_ns = match start.checked_sub(first) {
+        Some(late) => late,
+        None => {
+            let early = ((first - start) * 48 / 1_000_000) as usize;
+            samples.drain(..early.min(samples.len()));
+            0
+        }
+    };
     let sound = Decoded {
         audio: samples,
-        audio_start_ns: start.unwrap_or(0),
+        audio_start_ns,
         ..Default::default()
     };
     (seen, sound)
@@ -227,6 +244,7 @@ fn chunks_make_the_one_pass_output_frame_for_frame() {
     )
     .unwrap();
     let frame = 1000.0 / FPS as f64;
+    let mut mp4_one = None;
     for ext in ["mp4", "webm"] {
         let compose = |name: &str, extra: &[&str]| {
             let out = dir.path().join(format!("{name}.{ext}"));
@@ -278,5 +296,73 @@ fn chunks_make_the_one_pass_output_frame_for_frame() {
         }
         check_marks(&format!("{ext}, one pass"), &seen_one, &sound_one);
         check_marks(&format!("{ext}, chunked"), &seen_chunked, &sound_chunked);
+        if ext == "mp4" {
+            mp4_one = Some(seen_one);
+        }
     }
+    hls_in_chunks_plays_like_the_one_pass(dir.path(), &zip, &plan, &mp4_one.unwrap());
+}
+
+/// HLS in chunks: while it composes, the event playlist lists the first chunk's segments and
+/// not the last's; done, ffmpeg plays it to its end with the one pass's duration, and its
+/// frames and marks are the one pass's.
+fn hls_in_chunks_plays_like_the_one_pass(dir: &Path, zip: &Path, plan: &Plan, one: &[Seen]) {
+    let out = dir.join("hls");
+    std::fs::create_dir(&out).unwrap();
+    let playlist = out.join("call.m3u8");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .arg("compose")
+        .arg(zip)
+        .arg("-o")
+        .arg(&playlist)
+        .args(["--size", "640x480", "--speed", "fast", "--chunk-secs", "40"])
+        .spawn()
+        .unwrap();
+    let mut early = None;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = std::fs::read_to_string(&playlist)
+            && early.is_none()
+        {
+            early = Some(text);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(child.wait().unwrap().success());
+    let early = early.expect("a playlist while the chunks compose");
+    println!("while composing:\n{early}");
+    assert!(early.contains("#EXT-X-PLAYLIST-TYPE:EVENT"), "{early}");
+    assert!(early.contains("call-0000-00000.ts"), "{early}");
+    assert!(
+        !early.contains("-0004-") && !early.contains("#EXT-X-ENDLIST"),
+        "{early}"
+    );
+    let done = std::fs::read_to_string(&playlist).unwrap();
+    assert!(done.ends_with("#EXT-X-ENDLIST\n"), "{done}");
+
+    let frame = 1000.0 / FPS as f64;
+    near(
+        probe(&playlist).1 * 1000.0,
+        180_000.0,
+        frame,
+        "HLS duration",
+    );
+    run_ok(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&playlist)
+            .args(["-f", "null", "-"]),
+    );
+    // Its segments back to back are one MPEG-TS stream: its frames and marks.
+    let all = dir.join("all.ts");
+    let mut bytes = Vec::new();
+    for name in done.lines().filter(|l| l.ends_with(".ts")) {
+        bytes.extend(std::fs::read(out.join(name)).unwrap());
+    }
+    std::fs::write(&all, bytes).unwrap();
+    let (seen, sound) = watch(&all, plan);
+    assert_eq!(seen.len(), one.len(), "HLS frames");
+    for (k, (a, b)) in one.iter().zip(&seen).enumerate() {
+        assert_eq!(a.codes, b.codes, "HLS: output frame {k}");
+    }
+    check_marks("HLS", &seen, &sound);
 }

@@ -356,3 +356,42 @@ async fn a_direct_job_can_repair_and_compose_with_its_own_options() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_can_compose_hls_in_chunks() {
+    let scene = Scene::new(Some(("arch-hls", 3)), 0, true).await;
+    let (setup, server) = (&scene.setup, &scene.server);
+    let svc = scene.serve();
+    let request = json!({
+        "url": server.url("arch-hls.zip"),
+        "key": "hls-1",
+        "compose": {"format": "hls", "size": "640x480", "speed": "fast", "chunk_secs": 1},
+    });
+    let posted: Value = client()
+        .post(format!("{}/v1/jobs", svc.base))
+        .bearer_auth(API_TOKEN)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = posted["job"].as_str().unwrap();
+    let job = wait_final(&svc.base, id, LONG).await;
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", svc.log());
+    // The playlist and its segments under the job's output name; a chunk's segments each.
+    let outputs = setup.outputs();
+    let segments = outputs
+        .iter()
+        .filter(|o| o.starts_with("api/hls-1/index-") && o.ends_with(".ts"))
+        .count();
+    assert!(segments >= 3, "{outputs:?}");
+    assert!(outputs.contains(&"api/hls-1/index.m3u8".to_string()), "{outputs:?}");
+    let playlist = setup.path("out/api/hls-1/index.m3u8");
+    let text = std::fs::read_to_string(&playlist).unwrap();
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    let (codecs, duration) = probe(&playlist);
+    assert!(codecs.contains(&"h264".to_string()) && codecs.contains(&"aac".to_string()));
+    assert!((duration - 3.0).abs() < 0.05, "{duration}");
+}

@@ -12,7 +12,8 @@ use mosaic::compose::{self, ComposeOptions, ComposeReport, Control};
 pub struct Args {
     /// The recording: an archive (.zip), a folder, or an event (.json).
     input: PathBuf,
-    /// The output file; its extension chooses the format (.mp4, .webm, .mkv, .m4a, .opus).
+    /// The output file; its extension chooses the format (.mp4, .webm, .mkv, .m4a, .opus;
+    /// .m3u8 for HLS: the playlist, its MPEG-TS segments beside it as <name>-NNNNN.ts).
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
     #[command(flatten)]

@@ -16,8 +16,9 @@ use crate::error::{Error, Result};
 use crate::inspect::ArchiveReport;
 use crate::timeline::Timeline;
 
+use super::hls::HlsOutput;
 use super::plan::{Plan, PlanOptions};
-use super::{ComposeOptions, Control, ExtractedMedia, Prepared, pipeline};
+use super::{ComposeOptions, Control, ExtractedMedia, Prepared, Run, pipeline};
 
 /// The windows `[from_ms, to_ms)` of `[start_ms, stop_ms)`, `chunk_secs` long (the last one
 /// shorter). Whole seconds at an integer frame rate are whole frames, so every boundary is an
@@ -31,6 +32,24 @@ pub fn windows(start_ms: i64, stop_ms: i64, chunk_secs: u32) -> Vec<(i64, i64)> 
         at += step;
     }
     out
+}
+
+/// One chunk done: its window (archive ms), frames and time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChunkDone {
+    pub index: usize,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub frames: u64,
+    pub wall_ms: u64,
+}
+
+/// What a chunked compose did (`--json`'s `"chunks"`): every chunk, and the stitch's time
+/// (none for HLS, whose chunks are its segments).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChunksReport {
+    pub chunks: Vec<ChunkDone>,
+    pub stitch_ms: Option<u64>,
 }
 
 /// Chunk `index`'s file name in a work folder.
@@ -49,10 +68,11 @@ pub(super) fn compose_in_chunks(
     chunk_secs: u32,
     output: &Path,
     control: &Control<'_>,
-) -> Result<pipeline::PipelineOutcome> {
+) -> Result<(pipeline::PipelineOutcome, ChunksReport)> {
     let plan = &prepared.plan;
     let total_ms = plan.duration_ms().max(1) as u64;
     let mut files: Vec<PathBuf> = Vec::new();
+    let mut done = Vec::new();
     for (index, window) in windows(plan.start_ms, plan.stop_ms, chunk_secs)
         .into_iter()
         .enumerate()
@@ -70,18 +90,28 @@ pub(super) fn compose_in_chunks(
             progress: Some(&progress),
             cancel: control.cancel,
         };
-        prepared.run_plan(
-            &chunk,
-            &std::sync::Arc::new(super::trim::TimeMap::identity(chunk.start_ms, chunk.fps)),
-            media,
-            opts,
-            pipeline::Parts::Picture,
-            &path,
-            &chunk_control,
-        )?;
+        let identity =
+            std::sync::Arc::new(super::trim::TimeMap::identity(chunk.start_ms, chunk.fps));
+        let run = Run {
+            plan: &chunk,
+            time_map: &identity,
+            parts: pipeline::Parts::Picture,
+            output: &path,
+            hls: None,
+        };
+        let started = std::time::Instant::now();
+        let outcome = prepared.run_plan(&run, media, opts, &chunk_control)?;
+        done.push(ChunkDone {
+            index,
+            from_ms: window.0,
+            to_ms: window.1,
+            frames: outcome.frames,
+            wall_ms: started.elapsed().as_millis() as u64,
+        });
         files.push(path);
     }
-    let outcome = prepared.run(
+    let started = std::time::Instant::now();
+    let outcome = prepared.run_to(
         media,
         opts,
         pipeline::Parts::Stitch(&files),
@@ -101,7 +131,88 @@ pub(super) fn compose_in_chunks(
             outcome.frames
         )));
     }
-    Ok(outcome)
+    let report = ChunksReport {
+        chunks: done,
+        stitch_ms: Some(started.elapsed().as_millis() as u64),
+    };
+    Ok((outcome, report))
+}
+
+/// HLS in chunks: each chunk composed whole (picture and sound of its window) into its own
+/// segments, listed in the event playlist as soon as it is done (the sound is encoded a
+/// chunk at a time here: segments must play before the last chunk exists).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn hls_in_chunks(
+    timeline: &Timeline,
+    report: &ArchiveReport,
+    prepared: &Prepared,
+    media: &ExtractedMedia,
+    opts: &ComposeOptions,
+    chunk_secs: u32,
+    hls: &HlsOutput,
+    control: &Control<'_>,
+) -> Result<(pipeline::PipelineOutcome, ChunksReport)> {
+    let plan = &prepared.plan;
+    let total_ms = plan.duration_ms().max(1) as u64;
+    let mut frames = 0;
+    let mut done = Vec::new();
+    let mut undecodable = Vec::new();
+    for (index, window) in windows(plan.start_ms, plan.stop_ms, chunk_secs)
+        .into_iter()
+        .enumerate()
+    {
+        let chunk = chunk_plan(timeline, report, &prepared.plan_opts, window)?;
+        let done_ms = (window.0 - plan.start_ms) as u64;
+        let progress = |pos: u64, _: u64| {
+            if let Some(p) = control.progress {
+                p(done_ms + pos, total_ms);
+            }
+        };
+        let identity =
+            std::sync::Arc::new(super::trim::TimeMap::identity(chunk.start_ms, chunk.fps));
+        let run = Run {
+            plan: &chunk,
+            time_map: &identity,
+            parts: pipeline::Parts::Whole,
+            output: Path::new(""),
+            hls: Some((hls, Some(index))),
+        };
+        let started = std::time::Instant::now();
+        let outcome = prepared.run_plan(
+            &run,
+            media,
+            opts,
+            &Control {
+                progress: Some(&progress),
+                cancel: control.cancel,
+            },
+        )?;
+        done.push(ChunkDone {
+            index,
+            from_ms: window.0,
+            to_ms: window.1,
+            frames: outcome.frames,
+            wall_ms: started.elapsed().as_millis() as u64,
+        });
+        frames += outcome.frames;
+        undecodable.extend(outcome.undecodable);
+    }
+    let outcome = pipeline::PipelineOutcome {
+        frames,
+        // Each chunk's sound is metered alone: no figure for the whole.
+        loudness: super::meter::Loudness {
+            integrated_lufs: None,
+            true_peak_dbtp: None,
+        },
+        undecodable,
+    };
+    Ok((
+        outcome,
+        ChunksReport {
+            chunks: done,
+            stitch_ms: None,
+        },
+    ))
 }
 
 /// The plan of one window: the whole's options (its layout's shots included) over the

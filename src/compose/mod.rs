@@ -11,6 +11,7 @@ pub mod chapters;
 pub mod chunks;
 mod conversation;
 mod extract;
+pub mod hls;
 pub mod limiter;
 pub mod meter;
 pub mod pipeline;
@@ -45,6 +46,8 @@ pub enum OutputFormat {
     M4a,
     /// Opus audio only, in Ogg.
     Opus,
+    /// HLS: an `.m3u8` playlist and H.264 + AAC MPEG-TS segments beside it.
+    Hls,
 }
 
 impl OutputFormat {
@@ -56,6 +59,7 @@ impl OutputFormat {
             "mkv" => Some(OutputFormat::Mkv),
             "m4a" => Some(OutputFormat::M4a),
             "opus" | "ogg" => Some(OutputFormat::Opus),
+            "m3u8" => Some(OutputFormat::Hls),
             _ => None,
         }
     }
@@ -63,7 +67,7 @@ impl OutputFormat {
     pub fn has_video(self) -> bool {
         matches!(
             self,
-            OutputFormat::Mp4 | OutputFormat::Webm | OutputFormat::Mkv
+            OutputFormat::Mp4 | OutputFormat::Webm | OutputFormat::Mkv | OutputFormat::Hls
         )
     }
 }
@@ -230,6 +234,9 @@ pub struct ComposeReport {
     /// Who spoke when, on the output's timeline (with `speakers` or the speaker layout).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub speakers: Option<Vec<crate::speech::Speaker>>,
+    /// With `--chunk-secs`: each chunk's window and time, and the stitch's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<chunks::ChunksReport>,
 }
 
 /// With `--strict`: damage anywhere is an error naming the file, and so is a file placed
@@ -288,41 +295,68 @@ pub fn compose_inspected(
         &mut recording.media,
         report.streams.iter().flat_map(|s| &s.segments),
     )?;
-    let out = AtomicFile::create(output)?;
     let chunked = opts
         .chunk_secs
         .filter(|&secs| prepared.format.has_video() && plan.duration_ms() > i64::from(secs) * 1000);
-    let outcome = match chunked {
-        None => prepared.run(
-            &media,
-            opts,
-            pipeline::Parts::Whole,
-            out.temp_path(),
-            control,
-        )?,
-        Some(secs) => chunks::compose_in_chunks(
-            &recording.timeline,
-            report,
-            &prepared,
-            &media,
-            opts,
-            secs,
-            out.temp_path(),
-            control,
-        )?,
-    };
     let time_map = &prepared.time_map;
-    if opts.chapters && prepared.format == OutputFormat::Mp4 {
-        let marks = prepared
-            .spoken
-            .as_ref()
-            .map(|r| conversation::chapters(r, plan, &opts.speaker_rules, time_map))
-            .unwrap_or_default();
-        if !marks.is_empty() {
-            chapters::add_to_file(out.temp_path(), &marks)?;
+    let (output, outcome, chunked) = if prepared.format == OutputFormat::Hls {
+        let hls = hls::HlsOutput::create(output)?;
+        let (outcome, chunked) = match chunked {
+            None => (
+                prepared.run(
+                    &media,
+                    opts,
+                    pipeline::Parts::Whole,
+                    Some((&hls, None)),
+                    control,
+                )?,
+                None,
+            ),
+            Some(secs) => chunks::hls_in_chunks(
+                &recording.timeline,
+                report,
+                &prepared,
+                &media,
+                opts,
+                secs,
+                &hls,
+                control,
+            )
+            .map(|(o, c)| (o, Some(c)))?,
+        };
+        (hls.finish()?, outcome, chunked)
+    } else {
+        let out = AtomicFile::create(output)?;
+        let path = out.temp_path();
+        let (outcome, chunked) = match chunked {
+            None => (
+                prepared.run_to(&media, opts, pipeline::Parts::Whole, path, control)?,
+                None,
+            ),
+            Some(secs) => chunks::compose_in_chunks(
+                &recording.timeline,
+                report,
+                &prepared,
+                &media,
+                opts,
+                secs,
+                path,
+                control,
+            )
+            .map(|(o, c)| (o, Some(c)))?,
+        };
+        if opts.chapters && prepared.format == OutputFormat::Mp4 {
+            let marks = prepared
+                .spoken
+                .as_ref()
+                .map(|r| conversation::chapters(r, plan, &opts.speaker_rules, time_map))
+                .unwrap_or_default();
+            if !marks.is_empty() {
+                chapters::add_to_file(path, &marks)?;
+            }
         }
-    }
-    let output = out.commit()?;
+        (out.commit()?, outcome, chunked)
+    };
 
     let wall = started.elapsed();
     let duration_ms = plan.duration_ms() - time_map.cut_ms();
@@ -358,7 +392,19 @@ pub fn compose_inspected(
             .collect(),
         wall_ms: wall.as_millis() as u64,
         realtime_factor: duration_ms as f64 / 1000.0 / wall.as_secs_f64().max(1e-9),
+        chunks: chunked,
     })
+}
+
+/// One run of the pipeline: a plan (the whole's or a chunk's), its cuts, what it makes and
+/// where it goes (a file, or HLS segments: the output and the chunk's index).
+#[derive(Clone, Copy)]
+pub(crate) struct Run<'a> {
+    pub(crate) plan: &'a Plan,
+    pub(crate) time_map: &'a std::sync::Arc<trim::TimeMap>,
+    pub(crate) parts: pipeline::Parts<'a>,
+    pub(crate) output: &'a Path,
+    pub(crate) hls: Option<(&'a hls::HlsOutput, Option<usize>)>,
 }
 
 /// What a composition decides before it runs anything: the format, the plan (with the
@@ -427,49 +473,88 @@ impl Prepared {
         })
     }
 
-    /// Runs the pipeline for `parts` of this plan (or of `plan`, a chunk's) into `output`.
+    /// Runs the pipeline for `parts` of this plan into the file `output`.
+    pub(crate) fn run_to(
+        &self,
+        media: &ExtractedMedia,
+        opts: &ComposeOptions,
+        parts: pipeline::Parts<'_>,
+        output: &Path,
+        control: &Control<'_>,
+    ) -> Result<pipeline::PipelineOutcome> {
+        let whole = Run {
+            plan: &self.plan,
+            time_map: &self.time_map,
+            parts,
+            output,
+            hls: None,
+        };
+        self.run_plan(&whole, media, opts, control)
+    }
+
+    /// Runs the pipeline for `parts` of this plan into HLS segments.
     pub(crate) fn run(
         &self,
         media: &ExtractedMedia,
         opts: &ComposeOptions,
         parts: pipeline::Parts<'_>,
-        output: &Path,
+        hls: Option<(&hls::HlsOutput, Option<usize>)>,
         control: &Control<'_>,
     ) -> Result<pipeline::PipelineOutcome> {
-        self.run_plan(
-            &self.plan,
-            &self.time_map,
-            media,
-            opts,
+        let whole = Run {
+            plan: &self.plan,
+            time_map: &self.time_map,
             parts,
-            output,
-            control,
-        )
+            output: Path::new(""),
+            hls,
+        };
+        self.run_plan(&whole, media, opts, control)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Runs the pipeline for one run: this composition's plan or a chunk's.
     pub(crate) fn run_plan(
         &self,
-        plan: &Plan,
-        time_map: &std::sync::Arc<trim::TimeMap>,
+        run: &Run<'_>,
         media: &ExtractedMedia,
         opts: &ComposeOptions,
-        parts: pipeline::Parts<'_>,
-        output: &Path,
         control: &Control<'_>,
     ) -> Result<pipeline::PipelineOutcome> {
+        let Run {
+            plan,
+            time_map,
+            parts,
+            output,
+            hls,
+        } = *run;
+        let closed = |temp: &Path, from: u64, to: u64| match hls {
+            Some((out, _)) => out.closed(temp, from, to),
+            None => Ok(()),
+        };
+        let segments = hls.map(|(out, chunk)| pipeline::Segments {
+            pattern: out.pattern(chunk),
+            target_ns: u64::from(hls::SEGMENT_SECS) * 1_000_000_000,
+            offset_ns: ((plan.start_ms - self.plan.start_ms).max(0) as u64) * 1_000_000,
+            end_ns: ((plan.stop_ms - self.plan.start_ms - time_map.cut_ms()).max(0) as u64)
+                * 1_000_000,
+            closed: &closed,
+        });
+        let gop_secs = match self.format {
+            OutputFormat::Hls => hls::SEGMENT_SECS,
+            // Like ffmpeg's x264 default (250): few key frames, small files.
+            _ => 8,
+        };
         let lookup = |name: &str| media.lookup(name);
         let name_of = |path: &Path| media.name_of(path).map(str::to_owned);
         pipeline::run(&pipeline::PipelineInput {
             plan,
             parts,
+            segments: segments.as_ref(),
             time_map,
             media: &lookup,
             format: self.format,
             speed: opts.speed,
             quality: opts.quality,
-            // Like ffmpeg's x264 default (250): few key frames, small files.
-            gop_frames: plan.fps * 8,
+            gop_frames: plan.fps * gop_secs,
             labels: opts.labels,
             loudness: opts.loudness,
             name_of: &name_of,

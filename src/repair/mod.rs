@@ -351,6 +351,7 @@ impl Job<'_> {
         pipeline::run(&pipeline::PipelineInput {
             plan: &plan,
             parts: pipeline::Parts::Whole,
+            segments: None,
             time_map: &std::sync::Arc::new(TimeMap::identity(plan.start_ms, plan.fps)),
             media: &lookup,
             format: if ext == "webm" {

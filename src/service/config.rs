@@ -155,7 +155,8 @@ impl Default for FetchConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ComposeConfig {
-    /// `mp4`, `webm`, `mkv`, `m4a` or `opus`.
+    /// `mp4`, `webm`, `mkv`, `m4a`, `opus` or `hls` (a playlist and its segments under the
+    /// output's name).
     pub format: String,
     pub size: String,
     pub fps: u32,
@@ -170,6 +171,9 @@ pub struct ComposeConfig {
     pub loudness: String,
     /// `off`, `empty` or `quiet` (see `mosaic compose --trim`).
     pub trim: String,
+    /// Compose the picture in chunks of this many seconds (0: in one pass); see `mosaic
+    /// compose --chunk-secs`.
+    pub chunk_secs: u32,
     /// Seconds: only longer stretches are trimmed.
     pub trim_min: f64,
 }
@@ -190,6 +194,7 @@ impl Default for ComposeConfig {
             loudness: "off".into(),
             trim: "off".into(),
             trim_min: 10.0,
+            chunk_secs: 0,
         }
     }
 }
@@ -198,13 +203,17 @@ impl ComposeConfig {
     /// The output's format and compose's options.
     pub fn to_options(&self) -> Result<(OutputFormat, ComposeOptions), ServiceError> {
         let bad = |key: &str, why: String| ServiceError::Config(format!("compose.{key}: {why}"));
-        let format = OutputFormat::from_path(std::path::Path::new(&format!("x.{}", self.format)))
+        let ext = match self.format.as_str() {
+            "hls" => "m3u8",
+            other => other,
+        };
+        let format = OutputFormat::from_path(std::path::Path::new(&format!("x.{ext}")))
             .ok_or_else(|| {
-            bad(
-                "format",
-                format!("{:?} is not mp4, webm, mkv, m4a or opus", self.format),
-            )
-        })?;
+                bad(
+                    "format",
+                    format!("{:?} is not mp4, webm, mkv, m4a, opus or hls", self.format),
+                )
+            })?;
         let (w, h) = parse_size(&self.size).map_err(|e| bad("size", e))?;
         let layout = Layout::named(&self.layout).ok_or_else(|| {
             bad(
@@ -270,7 +279,7 @@ impl ComposeConfig {
             chapters: false,
             speaker_rules: Default::default(),
             trim,
-            chunk_secs: None,
+            chunk_secs: (self.chunk_secs > 0).then_some(self.chunk_secs),
         };
         opts.validate()
             .map_err(|e| ServiceError::Config(format!("compose: {e}")))?;

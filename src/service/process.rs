@@ -305,6 +305,36 @@ fn produce_all(
             cancel: Some(&tracker.cancel),
         };
         match product {
+            Product::Compose if format == compose::OutputFormat::Hls => {
+                // The playlist and its segments under the output's stem, the playlist last
+                // (delivered after every segment it lists).
+                let dir = out_dir.join("hls");
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| Failure::Retry(format!("creating {}: {e}", dir.display())))?;
+                let playlist = dir.join("index.m3u8");
+                let report =
+                    compose::compose_inspected(&mut recording, &report, &playlist, opts, &control)
+                        .map_err(classify)?;
+                let mut segments: Vec<PathBuf> = std::fs::read_dir(&dir)
+                    .map_err(|e| Failure::Retry(format!("reading {}: {e}", dir.display())))?
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "ts"))
+                    .collect();
+                segments.sort();
+                for local in segments.into_iter().chain([playlist]) {
+                    let name = local
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    out.push(Produced {
+                        bytes: file_size(&local),
+                        local,
+                        suffix: format!("/{}", crate::names::plain_name(&name)),
+                        duration_ms: report.duration_ms,
+                    });
+                }
+            }
             Product::Compose => {
                 let ext = format!("{format:?}").to_ascii_lowercase();
                 let local = out_dir.join(format!("composite.{ext}"));

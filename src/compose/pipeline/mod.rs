@@ -83,8 +83,24 @@ pub enum Parts<'a> {
     Stitch(&'a [PathBuf]),
 }
 
+/// HLS: where the MPEG-TS segments go and who hears of each one closed.
+pub struct Segments<'a> {
+    /// `splitmuxsink`'s location: a path with one `%05d` (the segment's index).
+    pub pattern: String,
+    /// A segment ends at the first key frame this long after its start.
+    pub target_ns: u64,
+    /// Where the run's time 0 is on the output's timeline (a chunk's start).
+    pub offset_ns: u64,
+    /// Where the run ends on the output's timeline: the last segment's end.
+    pub end_ns: u64,
+    /// Called with each finished segment's file and its `[start, end)` (ns, output time).
+    pub closed: &'a (dyn Fn(&Path, u64, u64) -> Result<()> + Sync),
+}
+
 /// What the pipeline needs besides the plan.
 pub struct PipelineInput<'a> {
+    /// With [`OutputFormat::Hls`]: the segments' place (`output` is then unused).
+    pub segments: Option<&'a Segments<'a>>,
     pub plan: &'a Plan,
     pub parts: Parts<'a>,
     /// What `--trim` cuts of the plan's window (the identity without it).
@@ -241,6 +257,15 @@ pub fn run(input: &PipelineInput<'_>) -> Result<PipelineOutcome> {
 
 /// The muxer for the output's format, writing into the output file.
 fn add_muxer(pipeline: &gst::Pipeline, input: &PipelineInput<'_>) -> Result<gst::Element> {
+    if let Some(segments) = input.segments {
+        let split = make("splitmuxsink")?;
+        split.set_property("muxer", make("mpegtsmux")?);
+        split.set_property("location", &segments.pattern);
+        split.set_property("max-size-time", segments.target_ns);
+        split.set_property("send-keyframe-requests", false);
+        pipeline.add(&split).map_err(|e| gst_err("building", e))?;
+        return Ok(split);
+    }
     let mux = match input.format {
         // A chunk: its picture alone, in any codec, with its timestamps.
         _ if matches!(input.parts, Parts::Picture) => make("matroskamux")?,
@@ -260,6 +285,12 @@ fn add_muxer(pipeline: &gst::Pipeline, input: &PipelineInput<'_>) -> Result<gst:
         OutputFormat::Webm => make("webmmux")?,
         OutputFormat::Mkv => make("matroskamux")?,
         OutputFormat::Opus => make("oggmux")?,
+        OutputFormat::Hls => {
+            return Err(gst_err(
+                "building",
+                "an HLS output needs its segments' place",
+            ));
+        }
     };
     let sink = make("filesink")?;
     sink.set_property("location", input.output.to_string_lossy().to_string());
@@ -287,6 +318,7 @@ fn play(
         first_error(pipeline, input.name_of)
             .unwrap_or_else(|| gst_err("starting the pipeline", "state change failed"))
     })?;
+    let mut watch = SegmentWatch::default();
     loop {
         if input.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(Error::Cancelled);
@@ -295,6 +327,11 @@ fn play(
             Some(msg) => match msg.view() {
                 gst::MessageView::Eos(..) => break,
                 gst::MessageView::Error(err) => return Err(bus_error(err, input.name_of)),
+                gst::MessageView::Element(e) => {
+                    if let (Some(segments), Some(s)) = (input.segments, e.structure()) {
+                        watch.message(segments, s)?;
+                    }
+                }
                 _ => {}
             },
             None => {
@@ -306,10 +343,53 @@ fn play(
             }
         }
     }
+    if let Some(segments) = input.segments {
+        watch.deliver(segments, segments.end_ns)?;
+    }
     if let Some(progress) = input.progress {
         progress(duration_ms, duration_ms);
     }
     Ok(())
+}
+
+/// Segments as `splitmuxsink` opens and closes them. A closed segment's end is the next
+/// one's start (its own message gives its last frame's start), or the run's end.
+#[derive(Default)]
+struct SegmentWatch {
+    opened_ns: u64,
+    /// A closed segment waiting for its end: its file and start.
+    closed: Option<(PathBuf, u64)>,
+}
+
+impl SegmentWatch {
+    /// `splitmuxsink`'s word that a segment opened or closed.
+    fn message(&mut self, segments: &Segments<'_>, s: &gst::StructureRef) -> Result<()> {
+        let at = s
+            .get::<gst::ClockTime>("running-time")
+            .map_or(0, |t| t.nseconds());
+        match s.name().as_str() {
+            "splitmuxsink-fragment-opened" => {
+                self.deliver(segments, at)?;
+                self.opened_ns = at;
+            }
+            "splitmuxsink-fragment-closed" => {
+                let location: String = s
+                    .get("location")
+                    .map_err(|_| gst_err("writing HLS", "a segment without its location"))?;
+                self.closed = Some((PathBuf::from(location), self.opened_ns));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Hands the closed segment, ending at `end_ns`, to the caller.
+    fn deliver(&mut self, segments: &Segments<'_>, end_ns: u64) -> Result<()> {
+        match self.closed.take() {
+            Some((file, start)) => (segments.closed)(&file, start, end_ns),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Links `tail`'s src pad into a new sink pad of `aggregator`, and returns that pad.

@@ -27,7 +27,7 @@ pub(super) fn build_video_out(
     let q = queue(Duration::from_millis(100))?;
     let mut chain = vec![comp.clone(), caps, q];
     match input.format {
-        OutputFormat::Mp4 | OutputFormat::Mkv => {
+        OutputFormat::Mp4 | OutputFormat::Mkv | OutputFormat::Hls => {
             let enc = make("x264enc")?;
             enc.set_property_from_str("speed-preset", input.speed.x264_preset());
             enc.set_property_from_str("pass", "qual");
@@ -40,11 +40,14 @@ pub(super) fn build_video_out(
             // mode; lift it, so constant quality means what it does in ffmpeg/x264.
             enc.set_property("bitrate", 2_048_000u32);
             chain.push(enc);
-            chain.push(caps_filter(
-                gst::Caps::builder("video/x-h264")
-                    .field("profile", "high")
-                    .build(),
-            )?);
+            let mut h264 = gst::Caps::builder("video/x-h264").field("profile", "high");
+            if input.segments.is_some() {
+                // MPEG-TS carries H.264 as a byte stream (SPS and PPS at every key frame).
+                h264 = h264
+                    .field("stream-format", "byte-stream")
+                    .field("alignment", "au");
+            }
+            chain.push(caps_filter(h264.build())?);
         }
         OutputFormat::Webm => {
             let enc = make("vp8enc")?;
@@ -68,8 +71,8 @@ pub(super) fn build_video_out(
     let last = chain
         .last()
         .ok_or_else(|| gst_err("building", "empty chain"))?;
-    last.link(mux)
-        .map_err(|e| gst_err("linking video to muxer", e))?;
+    link_to_muxer(input, last, mux, "video").map_err(|e| gst_err("linking video to muxer", e))?;
+    place_segments(input, last);
     let src = |e: &gst::Element| {
         e.static_pad("src")
             .ok_or_else(|| gst_err("building", format!("{} has no src pad", e.name())))
@@ -86,6 +89,35 @@ pub(super) fn build_video_out(
         });
     }
     Ok(comp)
+}
+
+/// Links `last` into the muxer: into its `template` pad for HLS segments
+/// (`splitmuxsink`'s pads take any caps, so linking by caps could pick the wrong one).
+fn link_to_muxer(
+    input: &PipelineInput<'_>,
+    last: &gst::Element,
+    mux: &gst::Element,
+    template: &str,
+) -> std::result::Result<(), String> {
+    if input.segments.is_none() {
+        return last.link(mux).map_err(|e| e.to_string());
+    }
+    let pad = mux
+        .request_pad_simple(template)
+        .ok_or_else(|| format!("no {template} pad"))?;
+    last.static_pad("src")
+        .ok_or_else(|| "no src pad".to_string())?
+        .link(&pad)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// HLS: a chunk's media goes where the chunk is on the output's timeline (the segments'
+/// timestamps and their spans are the whole output's).
+fn place_segments(input: &PipelineInput<'_>, last: &gst::Element) {
+    if let (Some(segments), Some(pad)) = (input.segments, last.static_pad("src")) {
+        pad.set_offset(i64::try_from(segments.offset_ns).unwrap_or(i64::MAX));
+    }
 }
 
 fn unreachable_format() -> Result<()> {
@@ -143,8 +175,16 @@ pub(super) fn build_audio_out(
     mark_sound(&encoding);
     chain.extend([make("audioconvert")?, encoding]);
     match input.format {
-        OutputFormat::Mp4 | OutputFormat::M4a => {
+        OutputFormat::Mp4 | OutputFormat::M4a | OutputFormat::Hls => {
             chain.push(aac_encoder()?);
+            if input.segments.is_some() {
+                // MPEG-TS carries AAC in ADTS frames.
+                chain.push(caps_filter(
+                    gst::Caps::builder("audio/mpeg")
+                        .field("stream-format", "adts")
+                        .build(),
+                )?);
+            }
         }
         OutputFormat::Webm | OutputFormat::Mkv | OutputFormat::Opus => {
             let enc = make("opusenc")?;
@@ -166,8 +206,9 @@ pub(super) fn build_audio_out(
     let last = chain
         .last()
         .ok_or_else(|| gst_err("building", "empty chain"))?;
-    last.link(mux)
+    link_to_muxer(input, last, mux, "audio_%u")
         .map_err(|e| gst_err("linking audio to muxer", e))?;
+    place_segments(input, last);
     Ok(mixer)
 }
 
