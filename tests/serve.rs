@@ -387,7 +387,10 @@ async fn a_job_can_compose_hls_in_chunks() {
         .filter(|o| o.starts_with("api/hls-1/index-") && o.ends_with(".ts"))
         .count();
     assert!(segments >= 3, "{outputs:?}");
-    assert!(outputs.contains(&"api/hls-1/index.m3u8".to_string()), "{outputs:?}");
+    assert!(
+        outputs.contains(&"api/hls-1/index.m3u8".to_string()),
+        "{outputs:?}"
+    );
     let playlist = setup.path("out/api/hls-1/index.m3u8");
     let text = std::fs::read_to_string(&playlist).unwrap();
     assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");

@@ -278,27 +278,41 @@ fn scripted_main(scripted: &[Vec<[i64; 2]>], t: i64) -> Vec<usize> {
     }
 }
 
+/// `mosaic compose` of the call into a small, fast MP4 with `extra`, its captions into `vtt`,
+/// chapters, and the JSON report on stdout.
+fn compose_with_speakers(
+    zip: &Path,
+    out: &Path,
+    vtt: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_mosaic"))
+            .arg("compose")
+            .arg(zip)
+            .arg("-o")
+            .arg(out)
+            .args([
+                "--size",
+                "640x480",
+                "--speed",
+                "fast",
+                "--json",
+                "--chapters",
+            ])
+            .arg("--speakers")
+            .arg(vtt)
+            .args(extra),
+    )
+}
+
 #[test]
 fn the_speaker_layout_shows_who_speaks() {
     let dir = tempfile::tempdir().unwrap();
     let Call { zip, scripted } = call();
     let out = dir.path().join("call.mp4");
     let vtt = dir.path().join("call.vtt");
-    let run = run_ok(
-        Command::new(env!("CARGO_BIN_EXE_mosaic"))
-            .args([
-                "compose",
-                zip.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ])
-            .args([
-                "--layout", "speaker", "--size", "640x480", "--speed", "fast", "--json",
-            ])
-            .arg("--speakers")
-            .arg(&vtt)
-            .arg("--chapters"),
-    );
+    let run = compose_with_speakers(zip, &out, &vtt, &["--layout", "speaker"]);
     check_speakers(&run.stdout, &vtt, scripted);
     check_chapters(&out);
     let d = decode(&out);
@@ -565,18 +579,7 @@ fn trim_quiet_cuts_the_silence() {
 
     let out = dir.path().join("trimmed.mp4");
     let vtt = dir.path().join("trimmed.vtt");
-    let run = run_ok(
-        Command::new(env!("CARGO_BIN_EXE_mosaic"))
-            .args([
-                "compose",
-                zip.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ])
-            .args(["--trim", "quiet", "--size", "640x480", "--speed", "fast"])
-            .args(["--json", "--chapters", "--speakers"])
-            .arg(&vtt),
-    );
+    let run = compose_with_speakers(zip, &out, &vtt, &["--trim", "quiet"]);
     let report: Value = serde_json::from_slice(&run.stdout).unwrap();
     let cuts = report["cuts"].as_array().unwrap();
     assert_eq!(cuts.len(), 1, "{report}");

@@ -95,7 +95,17 @@ pub fn add_to_file(path: &Path, chapters: &[Chapter]) -> Result<()> {
     };
     let rest_at = at + moov.len() as u64;
     let moov = with_chapters(&moov, chapters).ok_or_else(|| bad("unreadable moov box"))?;
-    let tmp = path.with_extension("chapters.partial");
+    // Hidden, and ending in `.partial-<pid>`: a run killed here leaves what the next one's
+    // sweep removes (see `workdir::sweep_partials`).
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{}.chapters.partial-{}",
+        name.trim_start_matches('.'),
+        std::process::id()
+    ));
     let result = (|| -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         out.write_all(&head)?;

@@ -57,162 +57,144 @@ pub fn chunk_name(index: usize) -> String {
     format!("chunk-{index:05}.mkv")
 }
 
-/// Composes every chunk in turn, then the stitch into `output`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn compose_in_chunks(
-    timeline: &Timeline,
-    report: &ArchiveReport,
-    prepared: &Prepared,
-    media: &ExtractedMedia,
-    opts: &ComposeOptions,
-    chunk_secs: u32,
-    output: &Path,
-    control: &Control<'_>,
-) -> Result<(pipeline::PipelineOutcome, ChunksReport)> {
-    let plan = &prepared.plan;
-    let total_ms = plan.duration_ms().max(1) as u64;
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut done = Vec::new();
-    for (index, window) in windows(plan.start_ms, plan.stop_ms, chunk_secs)
-        .into_iter()
-        .enumerate()
-    {
-        let chunk = chunk_plan(timeline, report, &prepared.plan_opts, window)?;
-        let path = media.work_dir().join(chunk_name(index));
-        let done_ms = (window.0 - plan.start_ms) as u64;
-        // Progress over the whole: the chunks are the work, the stitch a little more.
-        let progress = |pos: u64, _: u64| {
-            if let Some(p) = control.progress {
-                p(done_ms + pos, total_ms);
-            }
-        };
-        let chunk_control = Control {
-            progress: Some(&progress),
-            cancel: control.cancel,
-        };
-        let identity =
-            std::sync::Arc::new(super::trim::TimeMap::identity(chunk.start_ms, chunk.fps));
-        let run = Run {
-            plan: &chunk,
-            time_map: &identity,
-            parts: pipeline::Parts::Picture,
-            output: &path,
-            hls: None,
-        };
-        let started = std::time::Instant::now();
-        let outcome = prepared.run_plan(&run, media, opts, &chunk_control)?;
-        done.push(ChunkDone {
-            index,
-            from_ms: window.0,
-            to_ms: window.1,
-            frames: outcome.frames,
-            wall_ms: started.elapsed().as_millis() as u64,
-        });
-        files.push(path);
-    }
-    let started = std::time::Instant::now();
-    let outcome = prepared.run_to(
-        media,
-        opts,
-        pipeline::Parts::Stitch(&files),
-        output,
-        &Control {
-            progress: None,
-            cancel: control.cancel,
-        },
-    )?;
-    for f in &files {
-        let _ = std::fs::remove_file(f);
-    }
-    let want = plan.frames();
-    if outcome.frames != want {
-        return Err(Error::Gstreamer(format!(
-            "the chunks hold {} frames, the output needs {want}",
-            outcome.frames
-        )));
-    }
-    let report = ChunksReport {
-        chunks: done,
-        stitch_ms: Some(started.elapsed().as_millis() as u64),
-    };
-    Ok((outcome, report))
+/// Where a chunked compose runs: the recording, its prepared plan and media.
+pub(super) struct Chunked<'a> {
+    pub(super) timeline: &'a Timeline,
+    pub(super) report: &'a ArchiveReport,
+    pub(super) prepared: &'a Prepared,
+    pub(super) media: &'a ExtractedMedia,
+    pub(super) opts: &'a ComposeOptions,
+    pub(super) chunk_secs: u32,
 }
 
-/// HLS in chunks: each chunk composed whole (picture and sound of its window) into its own
-/// segments, listed in the event playlist as soon as it is done (the sound is encoded a
-/// chunk at a time here: segments must play before the last chunk exists).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn hls_in_chunks(
-    timeline: &Timeline,
-    report: &ArchiveReport,
-    prepared: &Prepared,
-    media: &ExtractedMedia,
-    opts: &ComposeOptions,
-    chunk_secs: u32,
-    hls: &HlsOutput,
-    control: &Control<'_>,
-) -> Result<(pipeline::PipelineOutcome, ChunksReport)> {
-    let plan = &prepared.plan;
-    let total_ms = plan.duration_ms().max(1) as u64;
-    let mut frames = 0;
-    let mut done = Vec::new();
-    let mut undecodable = Vec::new();
-    for (index, window) in windows(plan.start_ms, plan.stop_ms, chunk_secs)
-        .into_iter()
-        .enumerate()
-    {
-        let chunk = chunk_plan(timeline, report, &prepared.plan_opts, window)?;
-        let done_ms = (window.0 - plan.start_ms) as u64;
-        let progress = |pos: u64, _: u64| {
-            if let Some(p) = control.progress {
-                p(done_ms + pos, total_ms);
-            }
-        };
-        let identity =
-            std::sync::Arc::new(super::trim::TimeMap::identity(chunk.start_ms, chunk.fps));
-        let run = Run {
-            plan: &chunk,
-            time_map: &identity,
-            parts: pipeline::Parts::Whole,
-            output: Path::new(""),
-            hls: Some((hls, Some(index))),
-        };
-        let started = std::time::Instant::now();
-        let outcome = prepared.run_plan(
-            &run,
-            media,
-            opts,
-            &Control {
+impl Chunked<'_> {
+    /// Runs every chunk in turn (`parts` of its window, into `output(index)` or its HLS
+    /// segments), progress counted over the whole; gives each one's outcome and time.
+    fn each<'p>(
+        &self,
+        parts: pipeline::Parts<'p>,
+        output: impl Fn(usize) -> PathBuf,
+        hls: Option<&HlsOutput>,
+        control: &Control<'_>,
+    ) -> Result<(Vec<pipeline::PipelineOutcome>, Vec<ChunkDone>)> {
+        let plan = &self.prepared.plan;
+        let total_ms = plan.duration_ms().max(1) as u64;
+        let (mut outcomes, mut done) = (Vec::new(), Vec::new());
+        for (index, window) in windows(plan.start_ms, plan.stop_ms, self.chunk_secs)
+            .into_iter()
+            .enumerate()
+        {
+            let chunk = chunk_plan(self.timeline, self.report, &self.prepared.plan_opts, window)?;
+            let done_ms = (window.0 - plan.start_ms) as u64;
+            let progress = |pos: u64, _: u64| {
+                if let Some(p) = control.progress {
+                    p(done_ms + pos, total_ms);
+                }
+            };
+            let identity =
+                std::sync::Arc::new(super::trim::TimeMap::identity(chunk.start_ms, chunk.fps));
+            let path = output(index);
+            let run = Run {
+                plan: &chunk,
+                time_map: &identity,
+                parts,
+                output: &path,
+                hls: hls.map(|h| (h, Some(index))),
+            };
+            let started = std::time::Instant::now();
+            let chunk_control = Control {
                 progress: Some(&progress),
+                cancel: control.cancel,
+            };
+            let outcome = self
+                .prepared
+                .run_plan(&run, self.media, self.opts, &chunk_control)?;
+            done.push(ChunkDone {
+                index,
+                from_ms: window.0,
+                to_ms: window.1,
+                frames: outcome.frames,
+                wall_ms: started.elapsed().as_millis() as u64,
+            });
+            outcomes.push(outcome);
+        }
+        Ok((outcomes, done))
+    }
+
+    /// Composes every chunk's picture in turn, then the stitch into `output`.
+    pub(super) fn compose(
+        &self,
+        output: &Path,
+        control: &Control<'_>,
+    ) -> Result<(pipeline::PipelineOutcome, ChunksReport)> {
+        let work = self.media.work_dir();
+        let (_, done) = self.each(
+            pipeline::Parts::Picture,
+            |index| work.join(chunk_name(index)),
+            None,
+            control,
+        )?;
+        let files: Vec<PathBuf> = done
+            .iter()
+            .map(|c| work.join(chunk_name(c.index)))
+            .collect();
+        let started = std::time::Instant::now();
+        let outcome = self.prepared.run_to(
+            self.media,
+            self.opts,
+            pipeline::Parts::Stitch(&files),
+            output,
+            &Control {
+                progress: None,
                 cancel: control.cancel,
             },
         )?;
-        done.push(ChunkDone {
-            index,
-            from_ms: window.0,
-            to_ms: window.1,
-            frames: outcome.frames,
-            wall_ms: started.elapsed().as_millis() as u64,
-        });
-        frames += outcome.frames;
-        undecodable.extend(outcome.undecodable);
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        let want = self.prepared.plan.frames();
+        if outcome.frames != want {
+            return Err(Error::Gstreamer(format!(
+                "the chunks hold {} frames, the output needs {want}",
+                outcome.frames
+            )));
+        }
+        let report = ChunksReport {
+            chunks: done,
+            stitch_ms: Some(started.elapsed().as_millis() as u64),
+        };
+        Ok((outcome, report))
     }
-    let outcome = pipeline::PipelineOutcome {
-        frames,
-        // Each chunk's sound is metered alone: no figure for the whole.
-        loudness: super::meter::Loudness {
-            integrated_lufs: None,
-            true_peak_dbtp: None,
-        },
-        undecodable,
-    };
-    Ok((
-        outcome,
-        ChunksReport {
+
+    /// HLS in chunks: each chunk composed whole (picture and sound of its window) into its
+    /// own segments, listed in the event playlist as soon as it is done (the sound is
+    /// encoded a chunk at a time here: segments must play before the last chunk exists).
+    pub(super) fn hls(
+        &self,
+        hls: &HlsOutput,
+        control: &Control<'_>,
+    ) -> Result<(pipeline::PipelineOutcome, ChunksReport)> {
+        let (outcomes, done) = self.each(
+            pipeline::Parts::Whole,
+            |_| PathBuf::new(),
+            Some(hls),
+            control,
+        )?;
+        let outcome = pipeline::PipelineOutcome {
+            frames: outcomes.iter().map(|o| o.frames).sum(),
+            // Each chunk's sound is metered alone: no figure for the whole.
+            loudness: super::meter::Loudness {
+                integrated_lufs: None,
+                true_peak_dbtp: None,
+            },
+            undecodable: outcomes.into_iter().flat_map(|o| o.undecodable).collect(),
+        };
+        let report = ChunksReport {
             chunks: done,
             stitch_ms: None,
-        },
-    ))
+        };
+        Ok((outcome, report))
+    }
 }
 
 /// The plan of one window: the whole's options (its layout's shots included) over the

@@ -299,9 +299,17 @@ pub fn compose_inspected(
         .chunk_secs
         .filter(|&secs| prepared.format.has_video() && plan.duration_ms() > i64::from(secs) * 1000);
     let time_map = &prepared.time_map;
-    let (output, outcome, chunked) = if prepared.format == OutputFormat::Hls {
+    let chunked = chunked.map(|chunk_secs| chunks::Chunked {
+        timeline: &recording.timeline,
+        report,
+        prepared: &prepared,
+        media: &media,
+        opts,
+        chunk_secs,
+    });
+    let (output, (outcome, chunk_report)) = if prepared.format == OutputFormat::Hls {
         let hls = hls::HlsOutput::create(output)?;
-        let (outcome, chunked) = match chunked {
+        let done = match &chunked {
             None => (
                 prepared.run(
                     &media,
@@ -312,38 +320,18 @@ pub fn compose_inspected(
                 )?,
                 None,
             ),
-            Some(secs) => chunks::hls_in_chunks(
-                &recording.timeline,
-                report,
-                &prepared,
-                &media,
-                opts,
-                secs,
-                &hls,
-                control,
-            )
-            .map(|(o, c)| (o, Some(c)))?,
+            Some(chunks) => chunks.hls(&hls, control).map(|(o, c)| (o, Some(c)))?,
         };
-        (hls.finish()?, outcome, chunked)
+        (hls.finish()?, done)
     } else {
         let out = AtomicFile::create(output)?;
         let path = out.temp_path();
-        let (outcome, chunked) = match chunked {
+        let done = match &chunked {
             None => (
                 prepared.run_to(&media, opts, pipeline::Parts::Whole, path, control)?,
                 None,
             ),
-            Some(secs) => chunks::compose_in_chunks(
-                &recording.timeline,
-                report,
-                &prepared,
-                &media,
-                opts,
-                secs,
-                path,
-                control,
-            )
-            .map(|(o, c)| (o, Some(c)))?,
+            Some(chunks) => chunks.compose(path, control).map(|(o, c)| (o, Some(c)))?,
         };
         if opts.chapters && prepared.format == OutputFormat::Mp4 {
             let marks = prepared
@@ -355,7 +343,7 @@ pub fn compose_inspected(
                 chapters::add_to_file(path, &marks)?;
             }
         }
-        (out.commit()?, outcome, chunked)
+        (out.commit()?, done)
     };
 
     let wall = started.elapsed();
@@ -392,7 +380,7 @@ pub fn compose_inspected(
             .collect(),
         wall_ms: wall.as_millis() as u64,
         realtime_factor: duration_ms as f64 / 1000.0 / wall.as_secs_f64().max(1e-9),
-        chunks: chunked,
+        chunks: chunk_report,
     })
 }
 

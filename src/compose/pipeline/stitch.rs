@@ -225,3 +225,32 @@ impl ChunkReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h264(width: i32, sps: &[u8]) -> gst::Caps {
+        gst::Caps::builder("video/x-h264")
+            .field("width", width)
+            .field("height", 480i32)
+            .field("codec_data", gst::Buffer::from_slice(sps.to_vec()))
+            .build()
+    }
+
+    #[test]
+    fn chunks_join_only_with_the_same_sps_and_pps() {
+        gst::init().unwrap();
+        let first = h264(640, &[1, 100, 0, 31]);
+        assert!(same_stream(&first, &h264(640, &[1, 100, 0, 31])));
+        // Another encoder setting (a level, a profile) is another SPS: refused.
+        assert!(!same_stream(&first, &h264(640, &[1, 77, 0, 31])));
+        assert!(!same_stream(&first, &h264(1280, &[1, 100, 0, 31])));
+        let vp8 = gst::Caps::builder("video/x-vp8")
+            .field("width", 640i32)
+            .field("height", 480i32)
+            .build();
+        assert!(!same_stream(&first, &vp8));
+        assert!(same_stream(&vp8, &vp8.clone()));
+    }
+}
