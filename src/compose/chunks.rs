@@ -197,6 +197,62 @@ impl Chunked<'_> {
     }
 }
 
+/// The windows a chunked compose of `recording` makes under `opts` (`opts.chunk_secs`,
+/// `opts.format` the output's format): none when it is composed in one pass (no chunk size,
+/// no picture, HLS, or not longer than one chunk).
+pub fn windows_of(
+    recording: &mut crate::source::Recording,
+    report: &ArchiveReport,
+    opts: &ComposeOptions,
+) -> Result<Vec<(i64, i64)>> {
+    let (Some(secs), Some(format)) = (opts.chunk_secs, opts.format) else {
+        return Ok(Vec::new());
+    };
+    if !format.has_video() || format == super::OutputFormat::Hls {
+        return Ok(Vec::new());
+    }
+    let prepared = Prepared::new(recording, report, Path::new("x"), opts)?;
+    let plan = &prepared.plan;
+    let all = windows(plan.start_ms, plan.stop_ms, secs);
+    Ok(if all.len() > 1 { all } else { Vec::new() })
+}
+
+/// Composes one window's picture (`window`, from [`windows_of`]) into the Matroska file
+/// `output`, as a chunked compose's chunk: from its own key frame, with the settings every
+/// chunk shares, the plan the whole's. Gives its frames.
+pub fn compose_chunk(
+    recording: &mut crate::source::Recording,
+    report: &ArchiveReport,
+    opts: &ComposeOptions,
+    window: (i64, i64),
+    output: &Path,
+    control: &Control<'_>,
+) -> Result<u64> {
+    if opts.format.is_none() {
+        return Err(Error::InvalidOption(
+            "a chunk needs the output's format".into(),
+        ));
+    }
+    let prepared = Prepared::new(recording, report, output, opts)?;
+    let media = ExtractedMedia::extract(
+        &mut recording.media,
+        report.streams.iter().flat_map(|s| &s.segments),
+    )?;
+    let chunk = chunk_plan(&recording.timeline, report, &prepared.plan_opts, window)?;
+    let identity = std::sync::Arc::new(super::trim::TimeMap::identity(chunk.start_ms, chunk.fps));
+    let out = crate::output::AtomicFile::create(output)?;
+    let run = Run {
+        plan: &chunk,
+        time_map: &identity,
+        parts: pipeline::Parts::Picture,
+        output: out.temp_path(),
+        hls: None,
+    };
+    let outcome = prepared.run_plan(&run, &media, opts, control)?;
+    out.commit()?;
+    Ok(outcome.frames)
+}
+
 /// The plan of one window: the whole's options (its layout's shots included) over the
 /// window alone.
 fn chunk_plan(

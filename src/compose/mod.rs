@@ -288,6 +288,31 @@ pub fn compose_inspected(
     opts: &ComposeOptions,
     control: &Control<'_>,
 ) -> Result<ComposeReport> {
+    compose_run(recording, report, output, opts, None, control)
+}
+
+/// The stitch of a chunked compose made elsewhere (the service's chunk jobs): the picture of
+/// `chunks` (each window's, in order, see [`chunks::compose_chunk`]) joined without
+/// re-encoding, the sound made once for the whole, into `output`. MP4, WebM or Matroska.
+pub fn stitch_inspected(
+    recording: &mut Recording,
+    report: &crate::inspect::ArchiveReport,
+    chunks: &[PathBuf],
+    output: &Path,
+    opts: &ComposeOptions,
+    control: &Control<'_>,
+) -> Result<ComposeReport> {
+    compose_run(recording, report, output, opts, Some(chunks), control)
+}
+
+fn compose_run(
+    recording: &mut Recording,
+    report: &crate::inspect::ArchiveReport,
+    output: &Path,
+    opts: &ComposeOptions,
+    stitch: Option<&[PathBuf]>,
+    control: &Control<'_>,
+) -> Result<ComposeReport> {
     let started = Instant::now();
     let prepared = Prepared::new(recording, report, output, opts)?;
     let plan = &prepared.plan;
@@ -308,6 +333,11 @@ pub fn compose_inspected(
         chunk_secs,
     });
     let (output, (outcome, chunk_report)) = if prepared.format == OutputFormat::Hls {
+        if stitch.is_some() {
+            return Err(Error::InvalidOption(
+                "HLS is not stitched: its chunks write their own segments".into(),
+            ));
+        }
         let hls = hls::HlsOutput::create(output)?;
         let done = match &chunked {
             None => (
@@ -326,12 +356,24 @@ pub fn compose_inspected(
     } else {
         let out = AtomicFile::create(output)?;
         let path = out.temp_path();
-        let done = match &chunked {
-            None => (
+        let done = match (stitch, &chunked) {
+            (Some(files), _) => {
+                let outcome =
+                    prepared.run_to(&media, opts, pipeline::Parts::Stitch(files), path, control)?;
+                if outcome.frames != plan.frames() {
+                    return Err(Error::Gstreamer(format!(
+                        "the chunks hold {} frames, the output needs {}",
+                        outcome.frames,
+                        plan.frames()
+                    )));
+                }
+                (outcome, None)
+            }
+            (None, None) => (
                 prepared.run_to(&media, opts, pipeline::Parts::Whole, path, control)?,
                 None,
             ),
-            Some(chunks) => chunks.compose(path, control).map(|(o, c)| (o, Some(c)))?,
+            (None, Some(chunks)) => chunks.compose(path, control).map(|(o, c)| (o, Some(c)))?,
         };
         if opts.chapters && prepared.format == OutputFormat::Mp4 {
             let marks = prepared

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::intake::{self, Decision, Malformed};
 use super::job::{Fetch, JobSpec, Origin};
-use super::queue::{Enqueued, Kind, NewJob, SpentToken};
+use super::queue::{Enqueued, JobRow, Kind, NewJob, SpentToken};
 use super::verify::{self, Refused};
 use super::worker::{Shared, now_ms};
 use super::{config::ComposeConfig, config::Product, page};
@@ -379,6 +379,7 @@ async fn create_job(State(shared): AppState, body: Bytes) -> Response {
         produce: req.produce,
         compose: req.compose,
         // An idempotency key names the output (through the gate); without one, the job id.
+        chunk: None,
         output: req
             .key
             .as_deref()
@@ -404,10 +405,56 @@ async fn list_jobs(State(shared): AppState) -> Response {
 
 async fn get_job(State(shared): AppState, Path(id): Path<String>) -> Response {
     match shared.queue.get(&id).await {
-        Ok(Some(job)) => answer(StatusCode::OK, json!(job)),
+        Ok(Some(job)) => {
+            let children = match shared.queue.children(&job.id).await {
+                Ok(c) => c,
+                Err(e) => return unavailable(e),
+            };
+            answer(StatusCode::OK, with_chunks(&job, &children))
+        }
         Ok(None) => answer(StatusCode::NOT_FOUND, json!({"error": "no such job"})),
         Err(e) => unavailable(e),
     }
+}
+
+/// A job as the API shows it; a chunked compose's with its chunks (`index`, `from_ms`,
+/// `to_ms`, `state`, `worker`, `attempts`) and, while it waits for them, its progress as
+/// the share of chunks done.
+fn with_chunks(job: &JobRow, children: &[JobRow]) -> Value {
+    let mut shown = json!(job);
+    if children.is_empty() {
+        return shown;
+    }
+    let mut parts: Vec<(Option<super::job::ChunkPart>, &JobRow)> = children
+        .iter()
+        .map(|c| {
+            let part = serde_json::from_str::<JobSpec>(&c.payload)
+                .ok()
+                .and_then(|s| s.chunk);
+            (part, c)
+        })
+        .collect();
+    parts.sort_by_key(|(part, _)| part.map(|p| p.index));
+    let chunks: Vec<Value> = parts
+        .into_iter()
+        .map(|(part, c)| {
+            json!({
+                "index": part.map(|p| p.index),
+                "from_ms": part.map(|p| p.from_ms),
+                "to_ms": part.map(|p| p.to_ms),
+                "state": c.state,
+                "worker": c.worker,
+                "attempts": c.attempts,
+                "job": c.id,
+            })
+        })
+        .collect();
+    let done = children.iter().filter(|c| c.state == "succeeded").count();
+    if job.state == "waiting" {
+        shown["progress"] = json!(90.0 * done as f64 / children.len() as f64);
+    }
+    shown["chunks"] = json!(chunks);
+    shown
 }
 
 async fn timeline(State(shared): AppState, Path(id): Path<String>) -> Response {

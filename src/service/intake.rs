@@ -134,6 +134,7 @@ pub fn opentok(obj: &Map<String, Value>, storage: Option<&str>) -> Result<Decisi
             open: "archive.zip".into(),
             produce: None,
             compose: None,
+            chunk: None,
             output: Some(format!("opentok/{}", plain_name(&id))),
         }),
     })
@@ -254,6 +255,7 @@ pub fn liveswitch(obj: &Map<String, Value>, app: &str) -> Result<Decision, Malfo
             summary: format!("channel recording {recording} of {app}"),
             fetch,
             pending,
+            chunk: None,
             output: Some(format!(
                 "liveswitch/{}/{}",
                 plain_name(app),
@@ -333,6 +335,7 @@ pub fn enablex(obj: &Map<String, Value>, raw: &[u8]) -> Result<Decision, Malform
             open: "notification.json".into(),
             produce: None,
             compose: None,
+            chunk: None,
             output: Some(format!("enablex/{}", crate::names::joined(room, conf))),
         }),
     })

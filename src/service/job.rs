@@ -93,6 +93,18 @@ pub struct JobSpec {
     /// (Jobs stored before it existed: `<origin>/<job id>`.)
     #[serde(default)]
     pub output: Option<String>,
+    /// A chunk job of a chunked compose (its parent is the job it belongs to): compose this
+    /// window's picture and store it for the parent's stitch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<ChunkPart>,
+}
+
+/// One window of a chunked compose, on the archive timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkPart {
+    pub index: usize,
+    pub from_ms: i64,
+    pub to_ms: i64,
 }
 
 /// One delivered output, as the API and the notification give it.

@@ -19,7 +19,7 @@ pub fn body(job: &JobRow, outcome: &Outcome, now_ms: i64) -> Option<String> {
     let (kind, error) = match outcome {
         Outcome::Succeeded { .. } => ("job.succeeded", None),
         Outcome::Failed { error } | Outcome::Dead { error } => ("job.failed", Some(error)),
-        Outcome::Retry { .. } => return None,
+        Outcome::Retry { .. } | Outcome::Waiting => return None,
     };
     Some(
         json!({
@@ -38,6 +38,10 @@ pub fn body(job: &JobRow, outcome: &Outcome, now_ms: i64) -> Option<String> {
 /// One notification job per `[[notify]]` target for a job's outcome (none for a retry), to
 /// be stored with the outcome in one transaction.
 pub fn for_outcome(config: &Config, job: &JobRow, outcome: &Outcome) -> Vec<NewJob> {
+    // A chunk of a chunked compose: its parent notifies, once, for the whole.
+    if job.kind == "process" && job.parent.is_some() {
+        return Vec::new();
+    }
     let Some(body) = body(job, outcome, now_ms()) else {
         return Vec::new();
     };

@@ -77,6 +77,43 @@ impl Location {
         }
     }
 
+    /// Reads the object at `rel` into the local file `dest` (at most `max_bytes`); gives its
+    /// size.
+    pub async fn get_to_file(
+        &self,
+        rel: &str,
+        dest: &FsPath,
+        max_bytes: u64,
+    ) -> Result<u64, String> {
+        let got = self
+            .store
+            .get(&self.child(rel))
+            .await
+            .map_err(|e| format!("reading {rel} from the output store: {e}"))?;
+        super::fetch::save_stream(got.into_stream(), dest, max_bytes, rel)
+            .await
+            .map_err(|e| e.message)
+    }
+
+    /// Deletes every object under `rel/` (nothing if there is none).
+    pub async fn delete_under(&self, rel: &str) -> Result<(), String> {
+        use futures_util::StreamExt;
+        let listed: Vec<_> = self.store.list(Some(&self.child(rel))).collect().await;
+        for meta in listed {
+            let meta = meta.map_err(|e| format!("listing {rel}/ in the output store: {e}"))?;
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "deleting {} from the output store: {e}",
+                        meta.location
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes a local file to `rel` without ever replacing an object: uploaded under
     /// `staging` (a key of the job's own) first, then moved into place only if nothing is at
     /// `rel` (atomically where the store can: a hard link on a local folder; elsewhere after

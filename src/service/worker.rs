@@ -215,6 +215,12 @@ async fn run_job(shared: &Arc<Shared>, job: JobRow, owner: &str, stop: &mut watc
         },
         (Some(Err(Failure::Cancelled)), None) => return,
         (Some(Err(Failure::Final(error))), None) => Outcome::Failed { error },
+        (Some(Err(Failure::FanOut(chunks))), None) => {
+            // The chunk jobs are stored with the parent's waiting, in one transaction.
+            tracing::info!(chunks = chunks.len(), "fanned out into chunk jobs");
+            finish_fanned_out(shared, &job, owner, chunks, secs, stop).await;
+            return;
+        }
         (Some(Err(Failure::Retry(error))), None) => retry_or_dead(shared, &job, error).await,
     };
     record(shared, &job, owner, outcome, secs, stop).await;
@@ -288,6 +294,7 @@ async fn record(
         Outcome::Retry { .. } => "retrying",
         Outcome::Failed { .. } => "failed",
         Outcome::Dead { .. } => "dead",
+        Outcome::Waiting => "waiting",
     };
     match &outcome {
         Outcome::Retry { error, delay_ms } => {
@@ -297,11 +304,60 @@ async fn record(
             tracing::error!(error = %error, state, "job ended")
         }
         Outcome::Succeeded { .. } => tracing::info!(seconds = secs, "succeeded"),
+        Outcome::Waiting => tracing::info!(seconds = secs, "waiting for its chunks"),
     }
     let notifications = match job.kind.as_str() {
         "process" => notify::for_outcome(&shared.config, job, &outcome),
         _ => Vec::new(),
     };
+    store_outcome(
+        shared,
+        job,
+        owner,
+        outcome,
+        notifications,
+        state,
+        secs,
+        stop,
+    )
+    .await;
+}
+
+/// A chunked compose's first attempt: waiting, its chunk jobs stored with it.
+async fn finish_fanned_out(
+    shared: &Shared,
+    job: &JobRow,
+    owner: &str,
+    chunks: Vec<super::queue::NewJob>,
+    secs: f64,
+    stop: &mut watch::Receiver<bool>,
+) {
+    store_outcome(
+        shared,
+        job,
+        owner,
+        Outcome::Waiting,
+        chunks,
+        "waiting",
+        secs,
+        stop,
+    )
+    .await;
+}
+
+/// Stores an attempt's outcome with the jobs it makes (notifications, chunks) in one
+/// transaction, trying again while the queue cannot be reached (until shutdown).
+#[allow(clippy::too_many_arguments)]
+async fn store_outcome(
+    shared: &Shared,
+    job: &JobRow,
+    owner: &str,
+    outcome: Outcome,
+    notifications: Vec<super::queue::NewJob>,
+    state: &str,
+    secs: f64,
+    stop: &mut watch::Receiver<bool>,
+) {
     let mut wait = Duration::from_millis(500);
     loop {
         let finished = shared

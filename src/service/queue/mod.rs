@@ -9,6 +9,12 @@
 //! claim holds the lease when it completes: completion only counts for the owner. A job whose
 //! workers were lost `max_attempts` times ends dead instead of crashing worker after worker.
 //! A job's outcome and its notifications are stored in one transaction.
+//!
+//! A chunked compose fans out: its job ends its first attempt `waiting`, storing one
+//! processing job per chunk (their `parent` is it) in the same transaction; the chunk jobs
+//! are claimed, retried and lost like any other, and the last of them to end makes the
+//! parent due again (to stitch, or to fail with the chunk's error). Only the parent
+//! notifies.
 
 mod sql;
 
@@ -50,7 +56,7 @@ impl Kind {
 }
 
 /// A job to store. Times are relative to the database's clock, which every worker shares.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
     pub kind: Kind,
     /// The idempotency key: a second job with the same key is not stored.
@@ -138,6 +144,9 @@ pub enum Outcome {
     Dead {
         error: String,
     },
+    /// Fanned out: the job waits for its children (a chunked compose's chunk jobs, stored
+    /// with this outcome) and is due again when none of them is queued or running.
+    Waiting,
 }
 
 /// What [`Queue::prune`] deleted.
@@ -196,6 +205,8 @@ pub trait Queue: Send + Sync {
         outcome: Outcome,
         notifications: Vec<NewJob>,
     ) -> BoxFuture<'a, QueueResult<bool>>;
+    /// The processing jobs made by `parent` (a chunked compose's chunks), oldest first.
+    fn children<'a>(&'a self, parent: &'a str) -> BoxFuture<'a, QueueResult<Vec<JobRow>>>;
     /// Gives a running job back (shutdown): queued again, the attempt not counted.
     fn release<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, QueueResult<()>>;
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, QueueResult<Option<JobRow>>>;

@@ -275,6 +275,42 @@ async fn insert_job(
     Ok((existing, false))
 }
 
+/// The parent of processing job `id`, if it has one, its row locked for this transaction
+/// (PostgreSQL; SQLite's one writer serialises transactions anyway).
+async fn lock_parent(tx: &mut Tx<'_>, postgres: bool, id: &str) -> QueueResult<Option<String>> {
+    let parent: Option<String> =
+        sqlx::query("SELECT parent FROM jobs WHERE id = $1 AND kind = 'process'")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get::<Option<String>, _>("parent"))
+            .transpose()?
+            .flatten();
+    if let (Some(parent), true) = (&parent, postgres) {
+        sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE")
+            .bind(parent)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    Ok(parent)
+}
+
+/// Makes a waiting parent due when none of its chunks is queued or running.
+async fn wake_parent(tx: &mut Tx<'_>, sql: &Statements, parent: &str) -> QueueResult<()> {
+    let wake = format!(
+        "UPDATE jobs SET state = 'queued', run_at = {now}
+         WHERE id = $1 AND state = 'waiting' AND NOT EXISTS (
+            SELECT 1 FROM jobs c WHERE c.parent = $1 AND c.kind = 'process'
+                AND c.state IN ('queued', 'running'))",
+        now = sql.now
+    );
+    sqlx::query(sqlx::AssertSqlSafe(wake))
+        .bind(parent)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Queue for SqlQueue {
     fn enqueue(
         &self,
@@ -336,6 +372,9 @@ impl Queue for SqlQueue {
                 for n in notify(job, &outcome) {
                     insert_job(&mut tx, self.sql(), &n).await?;
                 }
+                if let Some(parent) = job.parent.as_deref().filter(|_| job.kind == "process") {
+                    wake_parent(&mut tx, self.sql(), parent).await?;
+                }
             }
             tx.commit().await?;
             Ok(jobs)
@@ -384,6 +423,7 @@ impl Queue for SqlQueue {
                 }
                 Outcome::Failed { error } => ("failed", Some(error), None, None, true, 0.0),
                 Outcome::Dead { error } => ("dead", Some(error), None, None, true, 0.0),
+                Outcome::Waiting => ("waiting", None, None, None, false, 5.0),
             };
             let now = self.sql().now;
             let sql = format!(
@@ -394,6 +434,10 @@ impl Queue for SqlQueue {
                  WHERE id = $7 AND lease_owner = $8 AND state = 'running'"
             );
             let mut tx = self.writer.begin().await?;
+            // A chunk: its parent's row is locked first, so that two chunks ending at once
+            // on PostgreSQL do not each see the other still running and leave the parent
+            // waiting for ever.
+            let parent = lock_parent(&mut tx, self.postgres, id).await?;
             let n = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(state)
                 .bind(error)
@@ -413,8 +457,22 @@ impl Queue for SqlQueue {
             for job in &notifications {
                 insert_job(&mut tx, self.sql(), job).await?;
             }
+            if let Some(parent) = parent {
+                wake_parent(&mut tx, self.sql(), &parent).await?;
+            }
             tx.commit().await?;
             Ok(true)
+        })
+    }
+
+    fn children<'a>(&'a self, parent: &'a str) -> BoxFuture<'a, QueueResult<Vec<JobRow>>> {
+        Box::pin(async move {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM jobs WHERE parent = $1 AND kind = 'process'
+                 ORDER BY created_ms, id"
+            ));
+            let rows = sqlx::query(sql).bind(parent).fetch_all(&self.pool).await?;
+            rows.iter().map(row_to_job).collect()
         })
     }
 
