@@ -36,20 +36,7 @@ async fn two_workers_share_one_chunked_job_and_a_killed_chunk_is_redone_alone() 
     let server = FileServer::start(&files).await;
     let receiver = Receiver::start(0).await;
     let intake = setup.config(Some(&receiver.url()), &pg.url(), 0, true);
-    let text = std::fs::read_to_string(&intake).unwrap();
-    let mut workers = Vec::new();
-    for w in ["w1", "w2"] {
-        let data = setup.path(&format!("data-{w}"));
-        let config = setup.path(&format!("{w}.toml"));
-        let own = text
-            .replace(
-                &format!("\"{}\"", setup.path("data").display()),
-                &format!("\"{}\"", data.display()),
-            )
-            .replace("workers = 0", "workers = 1");
-        std::fs::write(&config, own).unwrap();
-        workers.push(Service::start("worker", &config));
-    }
+    let mut workers = start_workers(&setup, &intake, &["w1", "w2"]);
     let svc = Service::start("serve", &intake);
     let posted: Value = client()
         .post(format!("{}/v1/jobs", svc.base))

@@ -36,20 +36,7 @@ async fn two_workers_on_postgres_split_ten_jobs_and_do_none_twice() {
     }
     let server = FileServer::start(&files).await;
     let intake = setup.config(None, &pg.url(), 0, true);
-    let text = std::fs::read_to_string(&intake).unwrap();
-    let mut workers = Vec::new();
-    for w in ["w1", "w2"] {
-        let data = setup.path(&format!("data-{w}"));
-        let config = setup.path(&format!("{w}.toml"));
-        let own = text
-            .replace(
-                &format!("\"{}\"", setup.path("data").display()),
-                &format!("\"{}\"", data.display()),
-            )
-            .replace("workers = 0", "workers = 1");
-        std::fs::write(&config, own).unwrap();
-        workers.push(Service::start("worker", &config));
-    }
+    let workers = start_workers(&setup, &intake, &["w1", "w2"]);
     let svc = Service::start("serve", &intake);
     let mut ids = Vec::new();
     for i in 0..10 {

@@ -10,6 +10,7 @@
 //! debug builds' test-only crash switch.
 
 pub mod backoff;
+mod chunk_jobs;
 pub mod config;
 pub mod fault;
 pub mod fetch;

@@ -20,7 +20,16 @@ fn duration(job: &JobRow, now_ms: i64) -> String {
 pub fn render(jobs: &[JobRow], now_ms: i64) -> String {
     let busy = jobs
         .iter()
-        .any(|j| j.state == "queued" || j.state == "running");
+        .any(|j| matches!(j.state.as_str(), "queued" | "running" | "waiting"));
+    // A chunked compose's chunks (those listed): done and in all.
+    let chunks_of = |id: &str| {
+        let chunks = jobs
+            .iter()
+            .filter(|c| c.kind == "process" && c.parent.as_deref() == Some(id));
+        chunks.fold((0usize, 0usize), |(done, all), c| {
+            (done + usize::from(c.state == "succeeded"), all + 1)
+        })
+    };
     let mut html = String::from(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>mosaic jobs</title>\n",
     );
@@ -60,17 +69,25 @@ pub fn render(jobs: &[JobRow], now_ms: i64) -> String {
                     .join("<br>")
             })
             .unwrap_or_default();
+        let (done, all) = chunks_of(&j.id);
+        let (chunks, progress) = match all {
+            0 => (String::new(), j.progress),
+            _ if j.state == "waiting" => (
+                format!(" ({done}/{all} chunks)"),
+                90.0 * done as f64 / all as f64,
+            ),
+            _ => (format!(" ({done}/{all} chunks)"), j.progress),
+        };
         let _ = writeln!(
             html,
             "<tr><td>{created}</td><td>{source}</td><td>{input} \
              <a href=\"/v1/jobs/{id}/timeline.svg\">timeline</a></td>\
-             <td class=\"{state}\">{state}</td><td><progress max=\"100\" value=\"{progress:.0}\"></progress> \
+             <td class=\"{state}\">{state}{chunks}</td><td><progress max=\"100\" value=\"{progress:.0}\"></progress> \
              {progress:.0}%</td><td>{time}</td><td>{attempts}</td><td>{outputs}</td><td>{error}</td></tr>",
             source = escape(&j.source),
             input = escape(&j.summary),
             id = escape(&j.id),
             state = escape(&j.state),
-            progress = j.progress,
             time = duration(j, now_ms),
             attempts = j.attempts,
             error = escape(j.last_error.as_deref().unwrap_or("")),
@@ -120,5 +137,25 @@ mod tests {
         assert!(page.contains(">a.mp4</a>"));
         let done = render(&[job("succeeded", "archive")], 0);
         assert!(!done.contains("refresh"));
+    }
+
+    #[test]
+    fn a_chunked_job_counts_its_chunks() {
+        let parent = JobRow {
+            id: "p".into(),
+            ..job("waiting", "long call")
+        };
+        let chunk = |id: &str, state: &str| JobRow {
+            id: id.into(),
+            parent: Some("p".into()),
+            ..job(state, "long call (chunk)")
+        };
+        let page = render(
+            &[parent, chunk("c0", "succeeded"), chunk("c1", "running")],
+            0,
+        );
+        assert!(page.contains("waiting (1/2 chunks)"), "{page}");
+        assert!(page.contains("value=\"45\""), "{page}");
+        assert!(page.contains("http-equiv=\"refresh\""));
     }
 }

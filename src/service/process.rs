@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::Value;
 
+use super::chunk_jobs;
 use super::config::Product;
 use super::fetch::{self, FetchError};
 use super::intake::liveswitch_url;
-use super::job::{ChunkPart, Delivered, Fetch, JobSpec};
-use super::queue::{JobRow, Kind, NewJob};
+use super::job::{Delivered, Fetch, JobSpec};
+use super::queue::{JobRow, NewJob};
 use super::store::PutError;
 use super::worker::Shared;
 use crate::compose::{self, Control};
@@ -50,7 +51,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    fn set(&self, fraction: f64) {
+    pub(super) fn set(&self, fraction: f64) {
         let bp = (fraction.clamp(0.0, 1.0) * 10_000.0) as u64;
         self.basis_points.store(bp, Ordering::Relaxed);
     }
@@ -106,7 +107,7 @@ pub async fn run(
         crate::names::join_under(work, &spec.open).map_err(|e| Failure::Final(e.to_string()))?;
     let kind = spec.origin.source_kind();
     if let Some(part) = spec.chunk {
-        return run_chunk(shared, job, part, &input, kind, opts, work, tracker).await;
+        return chunk_jobs::run_chunk(shared, job, part, &input, kind, opts, work, tracker).await;
     }
     let mut stitch = None;
     if produce.contains(&Product::Compose) && opts.chunk_secs.is_some() {
@@ -124,10 +125,12 @@ pub async fn run(
             })
             .await?;
             if !windows.is_empty() {
-                return Err(Failure::FanOut(chunk_jobs(job, spec, &windows)?));
+                return Err(Failure::FanOut(chunk_jobs::for_windows(
+                    job, spec, &windows,
+                )?));
             }
         } else {
-            stitch = Some(fetch_chunks(shared, job, &chunks, work, tracker).await?);
+            stitch = Some(chunk_jobs::fetch(shared, job, &chunks, work, tracker).await?);
         }
     }
     let out_dir = work.join("out");
@@ -165,7 +168,7 @@ pub async fn run(
 }
 
 /// Runs `work` on a blocking thread, in the job's span.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
 ) -> Result<T, Failure> {
     let span = tracing::Span::current();
@@ -177,7 +180,7 @@ async fn blocking<T: Send + 'static>(
     .map_err(|e| Failure::Retry(format!("the worker thread failed: {e}")))?
 }
 
-fn classify(e: crate::Error) -> Failure {
+pub(super) fn classify(e: crate::Error) -> Failure {
     match e {
         crate::Error::Cancelled => Failure::Cancelled,
         e if e.class() == crate::ErrorClass::Internal => Failure::Retry(e.to_string()),
@@ -185,7 +188,10 @@ fn classify(e: crate::Error) -> Failure {
     }
 }
 
-fn open(input: &Path, kind: crate::source::SourceKind) -> Result<source::Recording, Failure> {
+pub(super) fn open(
+    input: &Path,
+    kind: crate::source::SourceKind,
+) -> Result<source::Recording, Failure> {
     let opts_in = SourceOptions {
         kind: Some(kind),
         ..SourceOptions::default()
@@ -193,161 +199,11 @@ fn open(input: &Path, kind: crate::source::SourceKind) -> Result<source::Recordi
     source::open_one(input, &opts_in).map_err(classify)
 }
 
-fn inspect(recording: &mut source::Recording) -> Result<crate::inspect::ArchiveReport, Failure> {
+pub(super) fn inspect(
+    recording: &mut source::Recording,
+) -> Result<crate::inspect::ArchiveReport, Failure> {
     crate::inspect::inspect_recording(recording, &crate::inspect::InspectOptions::default())
         .map_err(classify)
-}
-
-/// A chunk job for each window: the parent's spec composing that window's picture.
-fn chunk_jobs(
-    job: &JobRow,
-    spec: &JobSpec,
-    windows: &[(i64, i64)],
-) -> Result<Vec<NewJob>, Failure> {
-    windows
-        .iter()
-        .enumerate()
-        .map(|(index, &(from_ms, to_ms))| {
-            let chunk = JobSpec {
-                chunk: Some(ChunkPart {
-                    index,
-                    from_ms,
-                    to_ms,
-                }),
-                produce: Some(vec![Product::Compose]),
-                ..spec.clone()
-            };
-            Ok(NewJob {
-                kind: Kind::Process,
-                key: Some(format!("{}/chunk/{index}", job.id)),
-                source: job.source.clone(),
-                summary: format!("{} (chunk {} of {})", job.summary, index + 1, windows.len()),
-                payload: serde_json::to_string(&chunk)
-                    .map_err(|e| Failure::Final(e.to_string()))?,
-                run_after_ms: 0,
-                max_attempts: job.max_attempts.max(1) as u32,
-                deadline_after_ms: None,
-                parent: Some(job.id.clone()),
-            })
-        })
-        .collect()
-}
-
-/// Where a chunk job stores its picture in the output store, for its parent's stitch.
-fn chunk_key(parent: &str, index: usize, attempt: i64) -> String {
-    format!(
-        "chunks/{}/{index:05}-{attempt}.mkv",
-        crate::names::plain_name(parent)
-    )
-}
-
-/// A chunk job: its window's picture composed and stored for the parent.
-#[allow(clippy::too_many_arguments)]
-async fn run_chunk(
-    shared: &Arc<Shared>,
-    job: &JobRow,
-    part: ChunkPart,
-    input: &Path,
-    kind: crate::source::SourceKind,
-    opts: compose::ComposeOptions,
-    work: &Path,
-    tracker: &Arc<Tracker>,
-) -> Result<Vec<Delivered>, Failure> {
-    let parent = job
-        .parent
-        .clone()
-        .ok_or_else(|| Failure::Final("a chunk job without its parent".into()))?;
-    let local = work.join("chunk.mkv");
-    let (i, l, t) = (input.to_path_buf(), local.clone(), tracker.clone());
-    blocking(move || {
-        let mut recording = open(&i, kind)?;
-        let report = inspect(&mut recording)?;
-        let progress =
-            |done: u64, total: u64| t.set(0.05 + 0.9 * done as f64 / total.max(1) as f64);
-        let control = Control {
-            progress: Some(&progress),
-            cancel: Some(&t.cancel),
-        };
-        compose::chunks::compose_chunk(
-            &mut recording,
-            &report,
-            &opts,
-            (part.from_ms, part.to_ms),
-            &l,
-            &control,
-        )
-        .map_err(classify)
-    })
-    .await?;
-    let rel = chunk_key(&parent, part.index, job.attempts);
-    let staging = format!(
-        ".mosaic-staging/{}/{}-chunk",
-        crate::names::plain_name(&job.id),
-        job.attempts
-    );
-    let url = match shared.output.put_new(&local, &rel, &staging).await {
-        Ok(url) => url,
-        Err(PutError::Exists(rel)) => {
-            return Err(Failure::Retry(format!(
-                "{rel} is already in the output store"
-            )));
-        }
-        Err(PutError::Store(e)) => return Err(Failure::Retry(e)),
-    };
-    tracing::info!(chunk = part.index, output = %url, "chunk stored");
-    Ok(vec![Delivered {
-        url,
-        bytes: file_size(&local),
-        duration_ms: part.to_ms - part.from_ms,
-    }])
-}
-
-/// A stitch's chunks, fetched from the output store.
-struct Stitched {
-    files: Vec<PathBuf>,
-}
-
-/// The chunks' pictures, in order, into the work folder; a chunk that did not succeed fails
-/// the job with its error.
-async fn fetch_chunks(
-    shared: &Shared,
-    job: &JobRow,
-    chunks: &[JobRow],
-    work: &Path,
-    tracker: &Tracker,
-) -> Result<Stitched, Failure> {
-    let mut parts: Vec<(usize, &JobRow)> = Vec::new();
-    for c in chunks {
-        let spec: JobSpec = serde_json::from_str(&c.payload)
-            .map_err(|e| Failure::Final(format!("a chunk job is unreadable: {e}")))?;
-        let index = spec.chunk.map_or(0, |p| p.index);
-        if c.state != "succeeded" {
-            return Err(Failure::Final(format!(
-                "chunk {index} ended {}: {}",
-                c.state,
-                c.last_error.as_deref().unwrap_or("no error given")
-            )));
-        }
-        parts.push((index, c));
-    }
-    parts.sort_by_key(|(index, _)| *index);
-    let dir = work.join("chunks");
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| Failure::Retry(format!("creating {}: {e}", dir.display())))?;
-    let mut stitched = Stitched { files: Vec::new() };
-    for (index, c) in parts {
-        let rel = chunk_key(&job.id, index, c.attempts);
-        let dest = dir.join(compose::chunks::chunk_name(index));
-        let read = shared
-            .output
-            .get_to_file(&rel, &dest, shared.config.fetch.max_total_bytes);
-        until_cancelled(read, tracker)
-            .await?
-            .map_err(Failure::Retry)?;
-        stitched.files.push(dest);
-    }
-    Ok(stitched)
 }
 
 /// Where a job's outputs go in the store (without extension): as intake decided, or for a
@@ -363,7 +219,7 @@ fn output_stem(spec: &JobSpec, job: &JobRow) -> String {
 }
 
 /// Runs `work` until it ends or the job is cancelled (checked every 100 ms).
-async fn until_cancelled<T>(
+pub(super) async fn until_cancelled<T>(
     work: impl std::future::Future<Output = T>,
     tracker: &Tracker,
 ) -> Result<T, Failure> {
@@ -613,7 +469,7 @@ fn produce_all(
     Ok((out, svg))
 }
 
-fn file_size(p: &Path) -> u64 {
+pub(super) fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 

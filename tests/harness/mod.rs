@@ -267,6 +267,27 @@ pub fn probed_output(setup: &Setup, job: &Value) -> (String, f64) {
     (url, duration)
 }
 
+/// `mosaic worker` processes on the intake's queue (its configuration at `intake`, with
+/// `workers = 0`), one slot each, each with a data folder of its own, as on separate machines.
+pub fn start_workers(setup: &Setup, intake: &Path, names: &[&str]) -> Vec<Service> {
+    let text = std::fs::read_to_string(intake).unwrap();
+    names
+        .iter()
+        .map(|w| {
+            let data = setup.path(&format!("data-{w}"));
+            let config = setup.path(&format!("{w}.toml"));
+            let own = text
+                .replace(
+                    &format!("\"{}\"", setup.path("data").display()),
+                    &format!("\"{}\"", data.display()),
+                )
+                .replace("workers = 0", "workers = 1");
+            std::fs::write(&config, own).unwrap();
+            Service::start("worker", &config)
+        })
+        .collect()
+}
+
 pub async fn one_notification(receiver: &Receiver, job: &str) -> Value {
     wait_until("the notification", LONG, || {
         receiver.delivered().iter().any(|r| r.body["job"] == job)
