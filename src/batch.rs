@@ -279,6 +279,7 @@ fn process(
     let control = Control {
         progress: None,
         cancel: Some(cancel),
+        published: None,
     };
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<i64> {
         match opts.mode {

@@ -257,6 +257,7 @@ fn cancelling_leaves_nothing() {
     let control = Control {
         progress: Some(&progress),
         cancel: Some(&cancel),
+        published: None,
     };
     let err = compose(&zip, &out, &small(), &control).unwrap_err();
     assert!(matches!(err, mosaic::Error::Cancelled), "{err}");

@@ -359,13 +359,13 @@ async fn a_direct_job_can_repair_and_compose_with_its_own_options() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_can_compose_hls_in_chunks() {
-    let scene = Scene::new(Some(("arch-hls", 3)), 0, true).await;
+    let scene = Scene::new(Some(("arch-hls", 9)), 0, true).await;
     let (setup, server) = (&scene.setup, &scene.server);
     let svc = scene.serve();
     let request = json!({
         "url": server.url("arch-hls.zip"),
         "key": "hls-1",
-        "compose": {"format": "hls", "size": "640x480", "speed": "fast", "chunk_secs": 1},
+        "compose": {"format": "hls", "size": "640x480", "speed": "fast", "chunk_secs": 3},
     });
     let posted: Value = client()
         .post(format!("{}/v1/jobs", svc.base))
@@ -378,6 +378,23 @@ async fn a_job_can_compose_hls_in_chunks() {
         .await
         .unwrap();
     let id = posted["job"].as_str().unwrap();
+    // The playlist is in the store, as an event playlist, while the job still composes.
+    let playlist = setup.path("out/api/hls-1/index.m3u8");
+    let started = std::time::Instant::now();
+    let early = loop {
+        if let Ok(text) = std::fs::read_to_string(&playlist) {
+            break text;
+        }
+        assert!(started.elapsed() < LONG, "no playlist in the store");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let job = get_json(&svc.base, &format!("/v1/jobs/{id}")).await;
+    assert_eq!(job["state"], "running", "{job}");
+    assert!(
+        early.contains("#EXT-X-PLAYLIST-TYPE:EVENT") && !early.contains("ENDLIST"),
+        "{early:?}\n{}",
+        svc.log()
+    );
     let job = wait_final(&svc.base, id, LONG).await;
     assert_eq!(job["state"], "succeeded", "{job}\n{}", svc.log());
     // The playlist and its segments under the job's output name; a chunk's segments each.
@@ -387,14 +404,19 @@ async fn a_job_can_compose_hls_in_chunks() {
         .filter(|o| o.starts_with("api/hls-1/index-") && o.ends_with(".ts"))
         .count();
     assert!(segments >= 3, "{outputs:?}");
-    assert!(
-        outputs.contains(&"api/hls-1/index.m3u8".to_string()),
-        "{outputs:?}"
-    );
-    let playlist = setup.path("out/api/hls-1/index.m3u8");
+    assert_eq!(outputs.len(), segments + 1, "{outputs:?}");
     let text = std::fs::read_to_string(&playlist).unwrap();
     assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
     let (codecs, duration) = probe(&playlist);
     assert!(codecs.contains(&"h264".to_string()) && codecs.contains(&"aac".to_string()));
-    assert!((duration - 3.0).abs() < 0.05, "{duration}");
+    assert!((duration - 9.0).abs() < 0.05, "{duration}");
+    let listed = job["outputs"].as_array().unwrap();
+    assert_eq!(listed.len(), segments + 1, "{job}");
+    assert!(
+        listed[0]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/api/hls-1/index.m3u8")
+    );
+    assert_eq!(listed[0]["duration_ms"], 9_000, "{job}");
 }

@@ -59,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let control = Control {
             progress: Some(&progress),
             cancel: Some(&cancel),
+            published: None,
         };
         let result = compose::compose_recording(&mut recording, &output, &opts, &control);
         if let Some(bar) = &bar {

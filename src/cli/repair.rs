@@ -79,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let control = Control {
             progress: Some(&progress),
             cancel: Some(&cancel),
+            published: None,
         };
         let result = mosaic::repair::repair_recording(&mut recording, &out_dir, &opts, &control);
         if let Some(bar) = &bar {

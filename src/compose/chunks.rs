@@ -105,6 +105,7 @@ impl Chunked<'_> {
             let chunk_control = Control {
                 progress: Some(&progress),
                 cancel: control.cancel,
+                published: control.published,
             };
             let outcome = self
                 .prepared
@@ -147,6 +148,7 @@ impl Chunked<'_> {
             &Control {
                 progress: None,
                 cancel: control.cancel,
+                published: None,
             },
         )?;
         for f in &files {

@@ -68,17 +68,22 @@ pub fn playable(segments: &[Segment]) -> Vec<Segment> {
     out
 }
 
+/// Called with each file as soon as it is complete (see [`super::Control::published`]).
+pub type Published<'a> = &'a (dyn Fn(&Path) -> Result<()> + Sync);
+
 /// An HLS output being written; see the module docs.
-pub struct HlsOutput {
+pub struct HlsOutput<'a> {
     playlist: PathBuf,
     stem: String,
     segments: Mutex<Vec<Segment>>,
     done: bool,
+    published: Option<Published<'a>>,
 }
 
-impl HlsOutput {
-    /// Starts an HLS output at `playlist` (its folder must exist).
-    pub fn create(playlist: &Path) -> Result<HlsOutput> {
+impl<'a> HlsOutput<'a> {
+    /// Starts an HLS output at `playlist` (its folder must exist); `published` hears of each
+    /// segment and playlist as it is complete.
+    pub fn create(playlist: &Path, published: Option<Published<'a>>) -> Result<HlsOutput<'a>> {
         let dir = folder(playlist);
         if !dir.is_dir() {
             return Err(Error::Write {
@@ -99,6 +104,7 @@ impl HlsOutput {
             stem,
             segments: Mutex::new(Vec::new()),
             done: false,
+            published,
         })
     }
 
@@ -140,6 +146,11 @@ impl HlsOutput {
             &self.playlist,
             render(&playable(&segments), false).as_bytes(),
         )?;
+        drop(segments);
+        if let Some(published) = self.published {
+            published(&dest)?;
+            published(&self.playlist)?;
+        }
         Ok(())
     }
 
@@ -170,12 +181,15 @@ impl HlsOutput {
             )));
         }
         crate::output::write_atomic(&self.playlist, render(&listed, true).as_bytes())?;
+        if let Some(published) = self.published {
+            published(&self.playlist)?;
+        }
         self.done = true;
         Ok(self.playlist.clone())
     }
 }
 
-impl Drop for HlsOutput {
+impl Drop for HlsOutput<'_> {
     fn drop(&mut self) {
         if self.done {
             return;

@@ -201,6 +201,10 @@ pub struct Control<'a> {
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
     /// Set to stop: the run ends with [`Error::Cancelled`] and leaves no output.
     pub cancel: Option<&'a AtomicBool>,
+    /// HLS: called with each file as soon as it is complete, a segment and then the playlist
+    /// that lists it (a service copies them to its store while the rest composes); an error
+    /// stops the run.
+    pub published: Option<hls::Published<'a>>,
 }
 
 /// What a finished composition produced (`mosaic compose --json`).
@@ -338,7 +342,7 @@ fn compose_run(
                 "HLS is not stitched: its chunks write their own segments".into(),
             ));
         }
-        let hls = hls::HlsOutput::create(output)?;
+        let hls = hls::HlsOutput::create(output, control.published)?;
         let done = match &chunked {
             None => (
                 prepared.run(
@@ -434,7 +438,7 @@ pub(crate) struct Run<'a> {
     pub(crate) time_map: &'a std::sync::Arc<trim::TimeMap>,
     pub(crate) parts: pipeline::Parts<'a>,
     pub(crate) output: &'a Path,
-    pub(crate) hls: Option<(&'a hls::HlsOutput, Option<usize>)>,
+    pub(crate) hls: Option<(&'a hls::HlsOutput<'a>, Option<usize>)>,
 }
 
 /// What a composition decides before it runs anything: the format, the plan (with the

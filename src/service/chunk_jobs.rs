@@ -85,6 +85,7 @@ pub(super) async fn run_chunk(
         let control = Control {
             progress: Some(&progress),
             cancel: Some(&t.cancel),
+            published: None,
         };
         compose::chunks::compose_chunk(
             &mut recording,

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::chunk_jobs;
 use super::config::Product;
 use super::fetch::{self, FetchError};
+use super::hls_delivery;
 use super::intake::liveswitch_url;
 use super::job::{Delivered, Fetch, JobSpec};
 use super::queue::{JobRow, NewJob};
@@ -137,7 +138,16 @@ pub async fn run(
     let t = tracker.clone();
     let span = tracing::Span::current();
     let chunk_files = stitch.as_ref().map(|s| s.files.clone());
-    let (produced, svg) = tokio::task::spawn_blocking(move || {
+    let stem = output_stem(spec, job);
+    // HLS goes to the store segment by segment while it composes, under a name chosen now.
+    let hls = match format == compose::OutputFormat::Hls && produce.contains(&Product::Compose) {
+        true => Some(Arc::new(
+            hls_delivery::HlsDelivery::start(shared, job, &stem).await?,
+        )),
+        false => None,
+    };
+    let publish = hls.clone();
+    let produced = tokio::task::spawn_blocking(move || {
         let _job = span.enter(); // the job id on the worker thread's lines too
         produce_all(
             &input,
@@ -147,16 +157,26 @@ pub async fn run(
             format,
             &opts,
             chunk_files,
+            publish.as_deref(),
             &t,
         )
     })
     .await
-    .map_err(|e| Failure::Retry(format!("the worker thread failed: {e}")))??;
+    .map_err(|e| Failure::Retry(format!("the worker thread failed: {e}")));
+    let (produced, svg) = match produced.and_then(|p| p) {
+        Ok(done) => done,
+        Err(e) => {
+            if let Some(hls) = &hls {
+                hls.remove().await;
+            }
+            return Err(e);
+        }
+    };
     if let Err(e) = shared.queue.set_timeline(&job.id, &svg).await {
         tracing::warn!(error = %e, "cannot keep the timeline drawing");
     }
-    let stem = output_stem(spec, job);
-    let delivered = until_cancelled(deliver(shared, job, &stem, produced), tracker).await??;
+    let mut delivered = hls.map(|h| h.delivered()).unwrap_or_default();
+    delivered.extend(until_cancelled(deliver(shared, job, &stem, produced), tracker).await??);
     if stitch.is_some() {
         // Every chunk stored for this job, a lost attempt's too.
         let chunks = format!("chunks/{}", crate::names::plain_name(&job.id));
@@ -362,6 +382,7 @@ fn produce_all(
     format: compose::OutputFormat,
     opts: &compose::ComposeOptions,
     stitch: Option<Vec<PathBuf>>,
+    hls: Option<&hls_delivery::HlsDelivery>,
     tracker: &Tracker,
 ) -> Result<(Vec<Produced>, String), Failure> {
     std::fs::create_dir_all(out_dir)
@@ -380,37 +401,30 @@ fn produce_all(
         let control = Control {
             progress: Some(&progress),
             cancel: Some(&tracker.cancel),
+            published: None,
         };
         match product {
             Product::Compose if format == compose::OutputFormat::Hls => {
-                // The playlist and its segments under the output's stem, the playlist last
-                // (delivered after every segment it lists).
+                // The playlist and its segments go to the store as each is complete.
                 let dir = out_dir.join("hls");
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| Failure::Retry(format!("creating {}: {e}", dir.display())))?;
-                let playlist = dir.join("index.m3u8");
-                let report =
-                    compose::compose_inspected(&mut recording, &report, &playlist, opts, &control)
-                        .map_err(classify)?;
-                let mut segments: Vec<PathBuf> = std::fs::read_dir(&dir)
-                    .map_err(|e| Failure::Retry(format!("reading {}: {e}", dir.display())))?
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "ts"))
-                    .collect();
-                segments.sort();
-                for local in segments.into_iter().chain([playlist]) {
-                    let name = local
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    out.push(Produced {
-                        bytes: file_size(&local),
-                        local,
-                        suffix: format!("/{}", crate::names::plain_name(&name)),
-                        duration_ms: report.duration_ms,
-                    });
-                }
+                let publish = |file: &Path| match hls {
+                    Some(h) => h.publish(file),
+                    None => Ok(()),
+                };
+                let control = Control {
+                    published: Some(&publish),
+                    ..control
+                };
+                compose::compose_inspected(
+                    &mut recording,
+                    &report,
+                    &dir.join(hls_delivery::PLAYLIST),
+                    opts,
+                    &control,
+                )
+                .map_err(classify)?;
             }
             Product::Compose => {
                 let ext = format!("{format:?}").to_ascii_lowercase();

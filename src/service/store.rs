@@ -95,6 +95,30 @@ impl Location {
             .map_err(|e| e.message)
     }
 
+    /// Writes a local file to `rel`, replacing what is there: for an object that is the job's
+    /// own and changes while it runs (an HLS event playlist). Uploaded under `staging` first and
+    /// moved into place, so a reader sees the old or the new, never a part.
+    pub async fn put_replace(
+        &self,
+        local: &FsPath,
+        rel: &str,
+        staging: &str,
+    ) -> Result<String, String> {
+        let staged = self.child(staging);
+        if let Err(e) = self.upload(local, &staged, rel).await {
+            let _ = self.store.delete(&staged).await;
+            return Err(match e {
+                PutError::Exists(rel) => format!("{rel} exists"),
+                PutError::Store(e) => e,
+            });
+        }
+        self.store
+            .rename(&staged, &self.child(rel))
+            .await
+            .map_err(|e| format!("writing {rel} to the output store: {e}"))?;
+        Ok(format!("{}/{rel}", self.url))
+    }
+
     /// Deletes every object under `rel/` (nothing if there is none).
     pub async fn delete_under(&self, rel: &str) -> Result<(), String> {
         use futures_util::StreamExt;
