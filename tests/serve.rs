@@ -313,15 +313,8 @@ async fn a_direct_job_can_repair_and_compose_with_its_own_options() {
         "produce": ["compose", "repair"],
         "compose": {"format": "webm", "size": "640x480", "speed": "fast"},
     });
-    let post = || {
-        client()
-            .post(format!("{}/v1/jobs", svc.base))
-            .bearer_auth(API_TOKEN)
-            .json(&request)
-            .send()
-    };
-    let first: Value = post().await.unwrap().json().await.unwrap();
-    let again: Value = post().await.unwrap().json().await.unwrap();
+    let first = post_job(&svc.base, &request).await;
+    let again = post_job(&svc.base, &request).await;
     assert_eq!(first["job"], again["job"], "the same key is the same job");
     assert_eq!(again["duplicate"], true);
     let id = first["job"].as_str().unwrap();
@@ -367,16 +360,7 @@ async fn a_job_can_compose_hls_in_chunks() {
         "key": "hls-1",
         "compose": {"format": "hls", "size": "640x480", "speed": "fast", "chunk_secs": 3},
     });
-    let posted: Value = client()
-        .post(format!("{}/v1/jobs", svc.base))
-        .bearer_auth(API_TOKEN)
-        .json(&request)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let posted = post_job(&svc.base, &request).await;
     let id = posted["job"].as_str().unwrap();
     // The playlist is in the store, as an event playlist, while the job still composes.
     let playlist = setup.path("out/api/hls-1/index.m3u8");

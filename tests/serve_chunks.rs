@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use harness::*;
 use mosaic::sample::ContainerKind;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const MARKS: [i64; 5] = [2_900, 3_100, 8_950, 12_050, 16_500];
 
@@ -38,20 +38,12 @@ async fn two_workers_share_one_chunked_job_and_a_killed_chunk_is_redone_alone() 
     let intake = setup.config(Some(&receiver.url()), &pg.url(), 0, true);
     let mut workers = start_workers(&setup, &intake, &["w1", "w2"]);
     let svc = Service::start("serve", &intake);
-    let posted: Value = client()
-        .post(format!("{}/v1/jobs", svc.base))
-        .bearer_auth(API_TOKEN)
-        .json(&json!({
-            "url": server.url("long-call.zip"),
-            "key": "long-call",
-            "compose": {"size": "640x480", "speed": "fast", "chunk_secs": 3},
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let request = json!({
+        "url": server.url("long-call.zip"),
+        "key": "long-call",
+        "compose": {"size": "640x480", "speed": "fast", "chunk_secs": 3},
+    });
+    let posted = post_job(&svc.base, &request).await;
     let id = posted["job"].as_str().unwrap().to_owned();
 
     // Kill the first worker in the middle of a chunk, once it has finished one.

@@ -140,11 +140,12 @@ impl Chunked<'_> {
             .map(|c| work.join(chunk_name(c.index)))
             .collect();
         let started = std::time::Instant::now();
-        let outcome = self.prepared.run_to(
+        let outcome = self.prepared.run_plan(
+            &self
+                .prepared
+                .whole(pipeline::Parts::Stitch(&files), output, None),
             self.media,
             self.opts,
-            pipeline::Parts::Stitch(&files),
-            output,
             &Control {
                 progress: None,
                 cancel: control.cancel,
@@ -199,12 +200,11 @@ impl Chunked<'_> {
     }
 }
 
-/// The windows a chunked compose of `recording` makes under `opts` (`opts.chunk_secs`,
+/// The windows a chunked compose of `recording` (inspected: its files placed) makes under `opts` (`opts.chunk_secs`,
 /// `opts.format` the output's format): none when it is composed in one pass (no chunk size,
 /// no picture, HLS, or not longer than one chunk).
 pub fn windows_of(
-    recording: &mut crate::source::Recording,
-    report: &ArchiveReport,
+    recording: &crate::source::Recording,
     opts: &ComposeOptions,
 ) -> Result<Vec<(i64, i64)>> {
     let (Some(secs), Some(format)) = (opts.chunk_secs, opts.format) else {
@@ -213,9 +213,12 @@ pub fn windows_of(
     if !format.has_video() || format == super::OutputFormat::Hls {
         return Ok(Vec::new());
     }
-    let prepared = Prepared::new(recording, report, Path::new("x"), opts)?;
-    let plan = &prepared.plan;
-    let all = windows(plan.start_ms, plan.stop_ms, secs);
+    opts.validate()?;
+    // The plan's window, without the plan (nor the speech a speaker layout would decode).
+    let Some((start, stop)) = Plan::window(&recording.timeline, &opts.plan) else {
+        return Ok(Vec::new());
+    };
+    let all = windows(start, stop, secs);
     Ok(if all.len() > 1 { all } else { Vec::new() })
 }
 

@@ -345,11 +345,10 @@ fn compose_run(
         let hls = hls::HlsOutput::create(output, control.published)?;
         let done = match &chunked {
             None => (
-                prepared.run(
+                prepared.run_plan(
+                    &prepared.whole(pipeline::Parts::Whole, Path::new(""), Some((&hls, None))),
                     &media,
                     opts,
-                    pipeline::Parts::Whole,
-                    Some((&hls, None)),
                     control,
                 )?,
                 None,
@@ -362,8 +361,12 @@ fn compose_run(
         let path = out.temp_path();
         let done = match (stitch, &chunked) {
             (Some(files), _) => {
-                let outcome =
-                    prepared.run_to(&media, opts, pipeline::Parts::Stitch(files), path, control)?;
+                let outcome = prepared.run_plan(
+                    &prepared.whole(pipeline::Parts::Stitch(files), path, None),
+                    &media,
+                    opts,
+                    control,
+                )?;
                 if outcome.frames != plan.frames() {
                     return Err(Error::Gstreamer(format!(
                         "the chunks hold {} frames, the output needs {}",
@@ -374,7 +377,12 @@ fn compose_run(
                 (outcome, None)
             }
             (None, None) => (
-                prepared.run_to(&media, opts, pipeline::Parts::Whole, path, control)?,
+                prepared.run_plan(
+                    &prepared.whole(pipeline::Parts::Whole, path, None),
+                    &media,
+                    opts,
+                    control,
+                )?,
                 None,
             ),
             (None, Some(chunks)) => chunks.compose(path, control).map(|(o, c)| (o, Some(c)))?,
@@ -507,42 +515,21 @@ impl Prepared {
         })
     }
 
-    /// Runs the pipeline for `parts` of this plan into the file `output`.
-    pub(crate) fn run_to(
-        &self,
-        media: &ExtractedMedia,
-        opts: &ComposeOptions,
-        parts: pipeline::Parts<'_>,
-        output: &Path,
-        control: &Control<'_>,
-    ) -> Result<pipeline::PipelineOutcome> {
-        let whole = Run {
+    /// A run of this composition's plan (not a chunk's): `parts` into the file `output`, or
+    /// into HLS segments.
+    pub(crate) fn whole<'a>(
+        &'a self,
+        parts: pipeline::Parts<'a>,
+        output: &'a Path,
+        hls: Option<(&'a hls::HlsOutput<'a>, Option<usize>)>,
+    ) -> Run<'a> {
+        Run {
             plan: &self.plan,
             time_map: &self.time_map,
             parts,
             output,
-            hls: None,
-        };
-        self.run_plan(&whole, media, opts, control)
-    }
-
-    /// Runs the pipeline for `parts` of this plan into HLS segments.
-    pub(crate) fn run(
-        &self,
-        media: &ExtractedMedia,
-        opts: &ComposeOptions,
-        parts: pipeline::Parts<'_>,
-        hls: Option<(&hls::HlsOutput, Option<usize>)>,
-        control: &Control<'_>,
-    ) -> Result<pipeline::PipelineOutcome> {
-        let whole = Run {
-            plan: &self.plan,
-            time_map: &self.time_map,
-            parts,
-            output: Path::new(""),
             hls,
-        };
-        self.run_plan(&whole, media, opts, control)
+        }
     }
 
     /// Runs the pipeline for one run: this composition's plan or a chunk's.

@@ -222,20 +222,24 @@ impl Plan {
         1_000_000_000 / i64::from(self.fps.max(1)) / 2
     }
 
+    /// The output window on the archive timeline: `--from`/`--to`, else the recording's
+    /// span; `None` when it is empty. A window beyond the span is allowed (repair's
+    /// `--align archive` re-encodes a stream over the whole archive's span): it shows black and
+    /// silence there.
+    pub fn window(timeline: &Timeline, opts: &PlanOptions) -> Option<(i64, i64)> {
+        let span = timeline.span()?;
+        let start = opts.from_ms.unwrap_or(span.start.0);
+        let stop = opts.to_ms.unwrap_or(span.stop.0);
+        (stop > start).then_some((start, stop))
+    }
+
     /// Builds the plan. `segment` answers the inspection of a file by name.
     pub fn new<'a>(
         timeline: &Timeline,
         segment: impl Fn(&str) -> Option<&'a SegmentReport>,
         opts: &PlanOptions,
     ) -> Option<Plan> {
-        let span = timeline.span()?;
-        // A window beyond the span is allowed (repair's --align archive re-encodes a stream
-        // over the whole archive's span): it shows black and silence there.
-        let start = opts.from_ms.unwrap_or(span.start.0);
-        let stop = opts.to_ms.unwrap_or(span.stop.0);
-        if stop <= start {
-            return None;
-        }
+        let (start, stop) = Plan::window(timeline, opts)?;
         let out = |t: i64| t - start;
         let frame_ms = (1000 / i64::from(opts.fps.max(1))).max(1);
         let freeze = match opts.video_mute {

@@ -121,8 +121,9 @@ pub async fn run(
             let (i, o) = (input.clone(), opts.clone());
             let windows = blocking(move || {
                 let mut recording = open(&i, kind)?;
-                let report = inspect(&mut recording)?;
-                compose::chunks::windows_of(&mut recording, &report, &o).map_err(classify)
+                // Inspection places the files anchored at their first frame on the timeline.
+                inspect(&mut recording)?;
+                compose::chunks::windows_of(&recording, &o).map_err(classify)
             })
             .await?;
             if !windows.is_empty() {

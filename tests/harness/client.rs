@@ -23,6 +23,20 @@ pub async fn get_json(base: &str, path: &str) -> Value {
     serde_json::from_str(&get_text(base, path).await).unwrap()
 }
 
+/// POSTs a job to the API (authenticated); its answer.
+pub async fn post_job(base: &str, request: &Value) -> Value {
+    client()
+        .post(format!("{base}/v1/jobs"))
+        .bearer_auth(API_TOKEN)
+        .json(request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The body of an authenticated GET, as text (an API answer or the jobs page).
 pub async fn get_text(base: &str, path: &str) -> String {
     client()
