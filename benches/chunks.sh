@@ -5,7 +5,7 @@
 # chunks and stitch against the one pass.
 #
 # Usage: benches/chunks.sh [SECONDS] [SIZES...]   (defaults: 3600 s; 60 300 900)
-# The archive: four 640x480 VP8/Opus cameras (benches/compare.sh's spec), made once and kept
+# The archive: benches/long-archive.sh's (four 640x480 VP8/Opus cameras), made once and kept
 # in $WORK (default: a temporary folder). Needs a release build and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,19 +18,7 @@ mosaic=./target/release/mosaic
 work=${WORK:-$(mktemp -d)}
 mkdir -p "$work"
 
-archive="$work/archive-$seconds.zip"
-if [ ! -f "$archive" ]; then
-  python3 - "$seconds" > "$work/spec.json" <<'PY'
-import json, sys
-ms = int(float(sys.argv[1]) * 1000)
-colors = [[220, 40, 40], [40, 180, 60], [40, 80, 220], [230, 200, 40]]
-print(json.dumps({"id": "chunks", "container": "webm", "fps": 30, "video_kbps": 500, "streams": [
-    {"id": f"cam{i+1}", "label": f"Camera {i+1}", "width": 640, "height": 480, "color": colors[i],
-     "tone_hz": 300 + 110 * i, "marks_ms": [1000, ms // 2], "segments": [{"start_ms": 0, "stop_ms": ms}]}
-    for i in range(4)]}))
-PY
-  "$mosaic" sample "$archive" --spec "$work/spec.json" 2>/dev/null
-fi
+archive=$(bash benches/long-archive.sh "$seconds" "$work")
 
 one=$("$mosaic" compose "$archive" -o "$work/one.mp4" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["wall_ms"])')
 echo "one pass: $one ms"

@@ -352,42 +352,73 @@ async fn a_direct_job_can_repair_and_compose_with_its_own_options() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_can_compose_hls_in_chunks() {
+    hls_job("hls-1", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_can_compose_hls_in_one_pass() {
+    hls_job("hls-2", false).await;
+}
+
+/// An HLS job of a 9 s archive, fanned out into 3 s chunk jobs or composed in one pass:
+/// while it runs, the store holds an event playlist that lists its first segment and not
+/// its last; done, the playlist and its segments under the job's output name, 9 s long.
+async fn hls_job(key: &str, chunked: bool) {
     let scene = Scene::new(Some(("arch-hls", 9)), 0, true).await;
     let (setup, server) = (&scene.setup, &scene.server);
-    let svc = scene.serve();
-    let request = json!({
-        "url": server.url("arch-hls.zip"),
-        "key": "hls-1",
-        "compose": {"format": "hls", "size": "640x480", "speed": "fast", "chunk_secs": 3},
-    });
+    let mut compose = json!({"format": "hls", "size": "640x480", "speed": "fast"});
+    let svc = if chunked {
+        compose["chunk_secs"] = json!(3);
+        scene.serve()
+    } else {
+        // The job holds still after each segment it delivers (a debug build's test switch).
+        let pause = [("TEST_MOSAIC_PAUSE", "segment:arch-hls.zip attempt 1")];
+        Service::start_with("serve", &scene.config, &pause)
+    };
+    let request = json!({"url": server.url("arch-hls.zip"), "key": key, "compose": compose});
     let posted = post_job(&svc.base, &request).await;
     let id = posted["job"].as_str().unwrap();
-    // The playlist is in the store, as an event playlist, while the job still composes.
-    let playlist = setup.path("out/api/hls-1/index.m3u8");
+    let playlist = setup.path(&format!("out/api/{key}/index.m3u8"));
     let started = std::time::Instant::now();
-    let early = loop {
-        if let Ok(text) = std::fs::read_to_string(&playlist) {
-            break text;
+    let (early, job) = loop {
+        let text = std::fs::read_to_string(&playlist).unwrap_or_default();
+        if text.contains(".ts\n") {
+            break (text, get_json(&svc.base, &format!("/v1/jobs/{id}")).await);
         }
-        assert!(started.elapsed() < LONG, "no playlist in the store");
+        assert!(started.elapsed() < LONG, "no segment listed\n{}", svc.log());
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
-    let job = get_json(&svc.base, &format!("/v1/jobs/{id}")).await;
-    assert_eq!(job["state"], "running", "{job}");
     assert!(
         early.contains("#EXT-X-PLAYLIST-TYPE:EVENT") && !early.contains("ENDLIST"),
         "{early:?}\n{}",
         svc.log()
     );
+    if chunked {
+        // Fanned out: the first chunk's segments are listed while a later one is not done.
+        let chunks = job["chunks"].as_array().cloned().unwrap_or_default();
+        assert_eq!(chunks.len(), 3, "{job}");
+        assert_ne!(chunks[2]["state"], "succeeded", "{job}");
+        assert!(
+            early.contains("index-0000-1-00000.ts") && !early.contains("index-0002-"),
+            "{early}"
+        );
+    } else {
+        assert_eq!(job["state"], "running", "{job}");
+        assert!(job["chunks"].is_null(), "{job}");
+        assert!(
+            early.contains("index-00000.ts") && !early.contains("index-00001.ts"),
+            "{early}"
+        );
+    }
     let job = wait_final(&svc.base, id, LONG).await;
     assert_eq!(job["state"], "succeeded", "{job}\n{}", svc.log());
-    // The playlist and its segments under the job's output name; a chunk's segments each.
+    // The playlist and its segments under the job's output name, and nothing else.
     let outputs = setup.outputs();
     let segments = outputs
         .iter()
-        .filter(|o| o.starts_with("api/hls-1/index-") && o.ends_with(".ts"))
+        .filter(|o| o.starts_with(&format!("api/{key}/index-")) && o.ends_with(".ts"))
         .count();
-    assert!(segments >= 3, "{outputs:?}");
+    assert_eq!(segments, if chunked { 3 } else { 2 }, "{outputs:?}");
     assert_eq!(outputs.len(), segments + 1, "{outputs:?}");
     let text = std::fs::read_to_string(&playlist).unwrap();
     assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
@@ -400,7 +431,7 @@ async fn a_job_can_compose_hls_in_chunks() {
         listed[0]["url"]
             .as_str()
             .unwrap()
-            .ends_with("/api/hls-1/index.m3u8")
+            .ends_with(&format!("/api/{key}/index.m3u8"))
     );
     assert_eq!(listed[0]["duration_ms"], 9_000, "{job}");
 }

@@ -3,7 +3,8 @@
 //! every worker forever; a notification committed with its job's outcome survives a crash
 //! right after the commit; PostgreSQL stopped for 20 s in the middle of a job loses nothing;
 //! a worker whose lease is taken stops within a second; an output store that refuses writes
-//! fails the job clearly and leaves no partial object.
+//! fails the job clearly and leaves no partial object; a fanned-out HLS job whose chunk
+//! crashes every worker fails and removes the segments and playlist it had published.
 //!
 //! The crashes come from the test-only switch `TEST_MOSAIC_CRASH` (`src/service/fault.rs`),
 //! which exists in debug builds only.
@@ -268,4 +269,44 @@ async fn an_output_store_that_refuses_writes_fails_clearly_and_leaves_nothing() 
     );
     let note = one_notification(&scene.receiver, &id).await;
     assert_eq!(note["type"], "job.failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hls_job_whose_chunk_crashes_every_worker_fails_and_leaves_nothing() {
+    let mut scene = Scene::new(Some(("arch-hls-kills", 9)), 0, true).await;
+    scene.setup.extra = "max_attempts = 2\n".into();
+    scene.config = scene
+        .setup
+        .config(Some(&scene.receiver.url()), "sqlite", 1, true);
+    // The first two chunks publish their segments and the playlist; the last one kills the
+    // worker each time it starts.
+    let crash = [("TEST_MOSAIC_CRASH", "input:(chunk 3 of 3)")];
+    let mut svc = Service::start_with("serve", &scene.config, &crash);
+    let request = serde_json::json!({
+        "url": scene.server.url("arch-hls-kills.zip"),
+        "key": "hls-kills",
+        "compose": {"format": "hls", "size": "640x480", "speed": "fast", "chunk_secs": 3},
+    });
+    let id = job_id(&post_job(&svc.base, &request).await);
+    let playlist = scene.setup.path("out/api/hls-kills/index.m3u8");
+    for restart in 1..=2 {
+        let status = svc.wait_exit(LONG);
+        assert!(!status.success(), "crash {restart}: {status:?}");
+        if restart == 1 {
+            let text = std::fs::read_to_string(&playlist).unwrap();
+            assert!(text.contains("index-0001-1-00000.ts"), "{text}");
+        }
+        svc = Service::start_with("serve", &scene.config, &crash);
+    }
+    // The chunk ends dead; the job fails with its error, and what it had published is gone.
+    let job = wait_final(&svc.base, &id, LONG).await;
+    assert_eq!(job["state"], "failed", "{job}\n{}", svc.log());
+    let error = job["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("chunk 2 ended dead: worker lost 2 times"),
+        "{error}"
+    );
+    let note = one_notification(&scene.receiver, &id).await;
+    assert_eq!(note["type"], "job.failed");
+    assert_eq!(scene.setup.outputs(), Vec::<String>::new());
 }

@@ -200,9 +200,9 @@ impl Chunked<'_> {
     }
 }
 
-/// The windows a chunked compose of `recording` (inspected: its files placed) makes under `opts` (`opts.chunk_secs`,
-/// `opts.format` the output's format): none when it is composed in one pass (no chunk size,
-/// no picture, HLS, or not longer than one chunk).
+/// The windows a chunked compose of `recording` (inspected: its files placed) makes under
+/// `opts` (`opts.chunk_secs`, `opts.format` the output's format): none when it is composed in
+/// one pass (no chunk size, no picture, or not longer than one chunk).
 pub fn windows_of(
     recording: &crate::source::Recording,
     opts: &ComposeOptions,
@@ -210,7 +210,7 @@ pub fn windows_of(
     let (Some(secs), Some(format)) = (opts.chunk_secs, opts.format) else {
         return Ok(Vec::new());
     };
-    if !format.has_video() || format == super::OutputFormat::Hls {
+    if !format.has_video() {
         return Ok(Vec::new());
     }
     opts.validate()?;
@@ -222,40 +222,94 @@ pub fn windows_of(
     Ok(if all.len() > 1 { all } else { Vec::new() })
 }
 
-/// Composes one window's picture (`window`, from [`windows_of`]) into the Matroska file
-/// `output`, as a chunked compose's chunk: from its own key frame, with the settings every
-/// chunk shares, the plan the whole's. Gives its frames.
-pub fn compose_chunk(
-    recording: &mut crate::source::Recording,
-    report: &ArchiveReport,
-    opts: &ComposeOptions,
-    window: (i64, i64),
-    output: &Path,
-    control: &Control<'_>,
-) -> Result<u64> {
-    if opts.format.is_none() {
-        return Err(Error::InvalidOption(
-            "a chunk needs the output's format".into(),
-        ));
+/// One window of a chunked compose made elsewhere than its stitch (a service's chunk job):
+/// the whole's plan and media, ready to run the window alone.
+pub struct ChunkRun<'r> {
+    prepared: Prepared,
+    media: ExtractedMedia,
+    chunk: Plan,
+    identity: std::sync::Arc<super::trim::TimeMap>,
+    opts: &'r ComposeOptions,
+}
+
+impl<'r> ChunkRun<'r> {
+    /// Prepares `window` (from [`windows_of`]) of `recording`, whose output is `output` (its
+    /// folder must exist) in `opts.format`.
+    pub fn prepare(
+        recording: &mut crate::source::Recording,
+        report: &ArchiveReport,
+        opts: &'r ComposeOptions,
+        window: (i64, i64),
+        output: &Path,
+    ) -> Result<ChunkRun<'r>> {
+        if opts.format.is_none() {
+            return Err(Error::InvalidOption(
+                "a chunk needs the output's format".into(),
+            ));
+        }
+        let prepared = Prepared::new(recording, report, output, opts)?;
+        let media = ExtractedMedia::extract(
+            &mut recording.media,
+            report.streams.iter().flat_map(|s| &s.segments),
+        )?;
+        let chunk = chunk_plan(&recording.timeline, report, &prepared.plan_opts, window)?;
+        let identity =
+            std::sync::Arc::new(super::trim::TimeMap::identity(chunk.start_ms, chunk.fps));
+        Ok(ChunkRun {
+            prepared,
+            media,
+            chunk,
+            identity,
+            opts,
+        })
     }
-    let prepared = Prepared::new(recording, report, output, opts)?;
-    let media = ExtractedMedia::extract(
-        &mut recording.media,
-        report.streams.iter().flat_map(|s| &s.segments),
-    )?;
-    let chunk = chunk_plan(&recording.timeline, report, &prepared.plan_opts, window)?;
-    let identity = std::sync::Arc::new(super::trim::TimeMap::identity(chunk.start_ms, chunk.fps));
-    let out = crate::output::AtomicFile::create(output)?;
-    let run = Run {
-        plan: &chunk,
-        time_map: &identity,
-        parts: pipeline::Parts::Picture,
-        output: out.temp_path(),
-        hls: None,
-    };
-    let outcome = prepared.run_plan(&run, &media, opts, control)?;
-    out.commit()?;
-    Ok(outcome.frames)
+
+    /// The window's picture into the Matroska file `output`, for the stitch: from its own
+    /// key frame, with the settings every chunk shares. Gives its frames.
+    pub fn picture(&self, output: &Path, control: &Control<'_>) -> Result<u64> {
+        let out = crate::output::AtomicFile::create(output)?;
+        let outcome = self.run(pipeline::Parts::Picture, out.temp_path(), None, control)?;
+        out.commit()?;
+        Ok(outcome.frames)
+    }
+
+    /// The window's picture and sound as HLS segments beside `playlist` (which is not
+    /// written: the playlist is the whole job's), named `<stem>-<label>-NNNNN.ts`, each
+    /// handed to `control.published` as it closes; their times are the whole output's.
+    /// Gives them, in order.
+    pub fn hls_segments(
+        &self,
+        playlist: &Path,
+        label: &str,
+        control: &Control<'_>,
+    ) -> Result<Vec<super::hls::Segment>> {
+        if self.prepared.format != super::OutputFormat::Hls {
+            return Err(Error::InvalidOption(
+                "HLS segments need the HLS format".into(),
+            ));
+        }
+        let hls = HlsOutput::for_chunk(playlist, label, control.published)?;
+        self.run(pipeline::Parts::Whole, Path::new(""), Some(&hls), control)?;
+        hls.finish_chunk()
+    }
+
+    fn run(
+        &self,
+        parts: pipeline::Parts<'_>,
+        output: &Path,
+        hls: Option<&HlsOutput<'_>>,
+        control: &Control<'_>,
+    ) -> Result<pipeline::PipelineOutcome> {
+        let run = Run {
+            plan: &self.chunk,
+            time_map: &self.identity,
+            parts,
+            output,
+            hls: hls.map(|h| (h, None)),
+        };
+        self.prepared
+            .run_plan(&run, &self.media, self.opts, control)
+    }
 }
 
 /// The plan of one window: the whole's options (its layout's shots included) over the

@@ -10,6 +10,9 @@
 //! playlist, so a player can start on the first minutes while the rest is composed, and
 //! ends with `#EXT-X-ENDLIST` when the last is done. A run that fails removes its playlist
 //! and segments: nothing is left that looks finished.
+//!
+//! A chunk composed alone (a service's chunk job, [`HlsOutput::for_chunk`]) writes only its
+//! segments: the playlist is its job's, written by whoever can list more of it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -75,6 +78,8 @@ pub type Published<'a> = &'a (dyn Fn(&Path) -> Result<()> + Sync);
 pub struct HlsOutput<'a> {
     playlist: PathBuf,
     stem: String,
+    /// One chunk alone: the label its segments' names carry, and no playlist.
+    chunk_alone: Option<String>,
     segments: Mutex<Vec<Segment>>,
     done: bool,
     published: Option<Published<'a>>,
@@ -84,6 +89,24 @@ impl<'a> HlsOutput<'a> {
     /// Starts an HLS output at `playlist` (its folder must exist); `published` hears of each
     /// segment and playlist as it is complete.
     pub fn create(playlist: &Path, published: Option<Published<'a>>) -> Result<HlsOutput<'a>> {
+        Self::start(playlist, None, published)
+    }
+
+    /// Starts the segments of one chunk composed alone, for the playlist `playlist` names
+    /// (not written): `<stem>-<label>-NNNNN.ts` beside it. `label` must be a plain name.
+    pub fn for_chunk(
+        playlist: &Path,
+        label: &str,
+        published: Option<Published<'a>>,
+    ) -> Result<HlsOutput<'a>> {
+        Self::start(playlist, Some(label.to_owned()), published)
+    }
+
+    fn start(
+        playlist: &Path,
+        chunk_alone: Option<String>,
+        published: Option<Published<'a>>,
+    ) -> Result<HlsOutput<'a>> {
         let dir = folder(playlist);
         if !dir.is_dir() {
             return Err(Error::Write {
@@ -102,6 +125,7 @@ impl<'a> HlsOutput<'a> {
         Ok(HlsOutput {
             playlist: playlist.to_path_buf(),
             stem,
+            chunk_alone,
             segments: Mutex::new(Vec::new()),
             done: false,
             published,
@@ -113,8 +137,13 @@ impl<'a> HlsOutput<'a> {
     pub fn pattern(&self, chunk: Option<usize>) -> String {
         let escape = |s: &str| s.replace('%', "%%");
         let (stem, pid) = (escape(&self.stem), std::process::id());
-        let name = match chunk {
-            Some(k) => format!(".{stem}-{k:04}-%05d.ts.partial-{pid}"),
+        let label = match (&self.chunk_alone, chunk) {
+            (Some(label), _) => Some(escape(label)),
+            (None, Some(k)) => Some(format!("{k:04}")),
+            (None, None) => None,
+        };
+        let name = match label {
+            Some(label) => format!(".{stem}-{label}-%05d.ts.partial-{pid}"),
             None => format!(".{stem}-%05d.ts.partial-{pid}"),
         };
         format!(
@@ -142,6 +171,13 @@ impl<'a> HlsOutput<'a> {
             start_ns,
             end_ns,
         });
+        if self.chunk_alone.is_some() {
+            drop(segments);
+            return match self.published {
+                Some(published) => published(&dest),
+                None => Ok(()),
+            };
+        }
         crate::output::write_atomic(
             &self.playlist,
             render(&playable(&segments), false).as_bytes(),
@@ -163,6 +199,27 @@ impl<'a> HlsOutput<'a> {
             .iter()
             .map(|s| dir.join(&s.name))
             .collect()
+    }
+
+    /// Ends a chunk composed alone: its segments, in order (they must follow each other).
+    pub fn finish_chunk(mut self) -> Result<Vec<Segment>> {
+        let mut segments = self
+            .segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        segments.sort_by_key(|s| s.start_ns);
+        let gap = segments
+            .windows(2)
+            .any(|w| w[1].start_ns > w[0].end_ns + 1_000_000);
+        if segments.is_empty() || gap {
+            return Err(Error::Gstreamer(format!(
+                "HLS: the chunk's {} segments do not follow each other",
+                segments.len()
+            )));
+        }
+        self.done = true;
+        Ok(segments)
     }
 
     /// Ends the playlist: every segment listed, `#EXT-X-ENDLIST`.
@@ -197,7 +254,9 @@ impl Drop for HlsOutput<'_> {
         for f in self.files() {
             let _ = std::fs::remove_file(f);
         }
-        let _ = std::fs::remove_file(&self.playlist);
+        if self.chunk_alone.is_none() {
+            let _ = std::fs::remove_file(&self.playlist);
+        }
     }
 }
 

@@ -296,7 +296,7 @@ pub fn compose_inspected(
 }
 
 /// The stitch of a chunked compose made elsewhere (the service's chunk jobs): the picture of
-/// `chunks` (each window's, in order, see [`chunks::compose_chunk`]) joined without
+/// `chunks` (each window's, in order, see [`chunks::ChunkRun::picture`]) joined without
 /// re-encoding, the sound made once for the whole, into `output`. MP4, WebM or Matroska.
 pub fn stitch_inspected(
     recording: &mut Recording,

@@ -171,8 +171,8 @@ pub struct ComposeConfig {
     pub loudness: String,
     /// `off`, `empty` or `quiet` (see `mosaic compose --trim`).
     pub trim: String,
-    /// Compose the picture in chunks of this many seconds (0: in one pass); see `mosaic
-    /// compose --chunk-secs`.
+    /// Fan a composition out into chunk jobs of this many seconds that any worker takes (0:
+    /// in one pass); see `mosaic compose --chunk-secs`.
     pub chunk_secs: u32,
     /// Seconds: only longer stretches are trimmed.
     pub trim_min: f64,

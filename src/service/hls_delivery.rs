@@ -23,6 +23,8 @@ pub struct HlsDelivery {
     stem: String,
     /// The job's own staging prefix.
     staging: String,
+    /// The job's summary and attempt (for the tests' fault points).
+    summary: String,
     /// The segments delivered, in order, and the playlist's last state.
     segments: Mutex<Vec<Delivered>>,
     playlist: Mutex<Option<(String, String)>>,
@@ -35,32 +37,33 @@ impl HlsDelivery {
         job: &JobRow,
         stem: &str,
     ) -> Result<HlsDelivery, Failure> {
-        let id = crate::names::plain_name(&job.id);
-        let candidates = [
-            stem.to_owned(),
-            format!("{stem}-{id}"),
-            format!("{stem}-{id}-{}", job.attempts),
-        ];
-        for candidate in candidates {
+        for candidate in super::process::output_names(stem, job) {
             if !shared
                 .output
                 .taken(&candidate)
                 .await
                 .map_err(Failure::Retry)?
             {
-                return Ok(HlsDelivery {
-                    shared: shared.clone(),
-                    runtime: tokio::runtime::Handle::current(),
-                    stem: candidate,
-                    staging: format!(".mosaic-staging/{id}/{}-hls", job.attempts),
-                    segments: Mutex::new(Vec::new()),
-                    playlist: Mutex::new(None),
-                });
+                return Ok(HlsDelivery::under(shared, job, &candidate));
             }
         }
         Err(Failure::Final(format!(
             "{stem} and its alternatives with the job id are all taken in the output store"
         )))
+    }
+
+    /// Delivers under `stem`, a name already chosen (a fanned-out job's chunk).
+    pub fn under(shared: &Arc<Shared>, job: &JobRow, stem: &str) -> HlsDelivery {
+        let id = crate::names::plain_name(&job.id);
+        HlsDelivery {
+            shared: shared.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            stem: stem.to_owned(),
+            staging: format!(".mosaic-staging/{id}/{}-hls", job.attempts),
+            summary: format!("{} attempt {}", job.summary, job.attempts),
+            segments: Mutex::new(Vec::new()),
+            playlist: Mutex::new(None),
+        }
     }
 
     /// Delivers a finished segment, or the playlist as it now is (from a blocking thread).
@@ -93,6 +96,7 @@ impl HlsDelivery {
             })
             .map_err(failed)?;
         tracing::info!(output = %url, "segment delivered");
+        super::fault::pause_if("segment", &self.summary);
         self.segments
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -100,6 +104,7 @@ impl HlsDelivery {
                 url,
                 bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
                 duration_ms: 0,
+                segment: None,
             });
         Ok(())
     }
@@ -121,6 +126,7 @@ impl HlsDelivery {
                 url,
                 bytes: text.len() as u64,
                 duration_ms: duration_ms(&text),
+                segment: None,
             })
             .into_iter()
             .chain(segments)

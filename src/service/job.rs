@@ -113,6 +113,18 @@ pub struct Delivered {
     pub url: String,
     pub bytes: u64,
     pub duration_ms: i64,
+    /// An HLS chunk job's segment: its name and place, for the job's playlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentPlace>,
+}
+
+/// A segment of a fanned-out HLS output: its name beside the playlist and its span on the
+/// output's timeline (ns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentPlace {
+    pub name: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 /// A notification waiting to be delivered (a queue entry of its own).

@@ -14,6 +14,7 @@ mod chunk_jobs;
 pub mod config;
 pub mod fault;
 pub mod fetch;
+mod hls_chunks;
 mod hls_delivery;
 pub mod http;
 pub mod intake;

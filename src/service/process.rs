@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::Value;
 
-use super::chunk_jobs;
+use super::chunk_jobs::{self, Step};
 use super::config::Product;
 use super::fetch::{self, FetchError};
+use super::hls_chunks;
 use super::hls_delivery;
 use super::intake::liveswitch_url;
 use super::job::{Delivered, Fetch, JobSpec};
@@ -108,37 +109,38 @@ pub async fn run(
         crate::names::join_under(work, &spec.open).map_err(|e| Failure::Final(e.to_string()))?;
     let kind = spec.origin.source_kind();
     if let Some(part) = spec.chunk {
-        return chunk_jobs::run_chunk(shared, job, part, &input, kind, opts, work, tracker).await;
-    }
-    let mut stitch = None;
-    if produce.contains(&Product::Compose) && opts.chunk_secs.is_some() {
-        let chunks = shared
-            .queue
-            .children(&job.id)
-            .await
-            .map_err(|e| Failure::Retry(e.to_string()))?;
-        if chunks.is_empty() {
-            let (i, o) = (input.clone(), opts.clone());
-            let windows = blocking(move || {
-                let mut recording = open(&i, kind)?;
-                // Inspection places the files anchored at their first frame on the timeline.
-                inspect(&mut recording)?;
-                compose::chunks::windows_of(&recording, &o).map_err(classify)
-            })
-            .await?;
-            if !windows.is_empty() {
-                return Err(Failure::FanOut(chunk_jobs::for_windows(
-                    job, spec, &windows,
-                )?));
+        let window = chunk_jobs::Window {
+            input,
+            kind,
+            opts,
+            part,
+        };
+        return match format {
+            compose::OutputFormat::Hls => {
+                let stem = output_stem(spec, job);
+                hls_chunks::run_chunk(shared, job, window, work, tracker, &stem).await
             }
-        } else {
-            stitch = Some(chunk_jobs::fetch(shared, job, &chunks, work, tracker).await?);
-        }
+            _ => chunk_jobs::run_chunk(shared, job, window, work, tracker).await,
+        };
     }
+    let step = match produce.contains(&Product::Compose) {
+        true => chunk_jobs::step(shared, job, spec, &opts, &input, kind, work, tracker).await?,
+        false => Step::OnePass,
+    };
+    let (chunk_files, mut delivered, published) = match step {
+        Step::OnePass => (None, Vec::new(), None),
+        Step::Stitch(stitched) => (Some(stitched.files), Vec::new(), None),
+        Step::Published(stem, delivered) => (None, delivered, Some(stem)),
+    };
+    let stitched = chunk_files.is_some();
+    // What is left to make here (an HLS output its chunks wrote is complete).
+    let produce: Vec<Product> = produce
+        .into_iter()
+        .filter(|p| published.is_none() || *p != Product::Compose)
+        .collect();
     let out_dir = work.join("out");
     let t = tracker.clone();
     let span = tracing::Span::current();
-    let chunk_files = stitch.as_ref().map(|s| s.files.clone());
     let stem = output_stem(spec, job);
     // HLS goes to the store segment by segment while it composes, under a name chosen now.
     let hls = match format == compose::OutputFormat::Hls && produce.contains(&Product::Compose) {
@@ -170,15 +172,18 @@ pub async fn run(
             if let Some(hls) = &hls {
                 hls.remove().await;
             }
+            if let Some(stem) = published.as_deref().filter(|_| ends_the_job(&e, job)) {
+                hls_chunks::remove(shared, stem).await;
+            }
             return Err(e);
         }
     };
     if let Err(e) = shared.queue.set_timeline(&job.id, &svg).await {
         tracing::warn!(error = %e, "cannot keep the timeline drawing");
     }
-    let mut delivered = hls.map(|h| h.delivered()).unwrap_or_default();
+    delivered.extend(hls.map(|h| h.delivered()).unwrap_or_default());
     delivered.extend(until_cancelled(deliver(shared, job, &stem, produced), tracker).await??);
-    if stitch.is_some() {
+    if stitched {
         // Every chunk stored for this job, a lost attempt's too.
         let chunks = format!("chunks/{}", crate::names::plain_name(&job.id));
         if let Err(e) = shared.output.delete_under(&chunks).await {
@@ -186,6 +191,15 @@ pub async fn run(
         }
     }
     Ok(delivered)
+}
+
+/// Whether `failure` ends the job (no attempt will follow).
+pub(super) fn ends_the_job(failure: &Failure, job: &JobRow) -> bool {
+    match failure {
+        Failure::Final(_) => true,
+        Failure::Retry(_) => job.attempts >= job.max_attempts,
+        Failure::Cancelled | Failure::FanOut(_) => false,
+    }
 }
 
 /// Runs `work` on a blocking thread, in the job's span.
@@ -229,7 +243,7 @@ pub(super) fn inspect(
 
 /// Where a job's outputs go in the store (without extension): as intake decided, or for a
 /// job stored before it did, `<origin>/<job id>`.
-fn output_stem(spec: &JobSpec, job: &JobRow) -> String {
+pub(super) fn output_stem(spec: &JobSpec, job: &JobRow) -> String {
     spec.output.clone().unwrap_or_else(|| {
         format!(
             "{}/{}",
@@ -255,6 +269,17 @@ pub(super) async fn until_cancelled<T>(
     }
 }
 
+/// The names a job's outputs may take in the store, in turn: `stem`, `stem-<job id>`,
+/// `stem-<job id>-<attempt>`.
+pub(super) fn output_names(stem: &str, job: &JobRow) -> [String; 3] {
+    let id = crate::names::plain_name(&job.id);
+    [
+        stem.to_owned(),
+        format!("{stem}-{id}"),
+        format!("{stem}-{id}-{}", job.attempts),
+    ]
+}
+
 /// Delivers the outputs under `stem`, never over anything already stored: when `stem` is
 /// taken (a second output for the same recording, or an earlier attempt of this job), the
 /// job id goes into the name (`<stem>-<job id>`, then `-<job id>-<attempt>`).
@@ -265,11 +290,7 @@ async fn deliver(
     produced: Vec<Produced>,
 ) -> Result<Vec<Delivered>, Failure> {
     let id = crate::names::plain_name(&job.id);
-    let candidates = [
-        stem.to_owned(),
-        format!("{stem}-{id}"),
-        format!("{stem}-{id}-{}", job.attempts),
-    ];
+    let candidates = output_names(stem, job);
     let mut chosen = None;
     for candidate in &candidates {
         let mut taken = false;
@@ -315,6 +336,7 @@ async fn deliver(
             url,
             bytes: p.bytes,
             duration_ms: p.duration_ms,
+            segment: None,
         });
     }
     Ok(delivered)

@@ -119,6 +119,54 @@ impl Location {
         Ok(format!("{}/{rel}", self.url))
     }
 
+    /// Writes `bytes` to `rel`, replacing what is there, as [`Location::put_replace`] does a
+    /// file (a playlist rendered in memory).
+    pub async fn put_replace_bytes(
+        &self,
+        bytes: Vec<u8>,
+        rel: &str,
+        staging: &str,
+    ) -> Result<String, String> {
+        let staged = self.child(staging);
+        if let Err(e) = self.store.put(&staged, bytes.into()).await {
+            let _ = self.store.delete(&staged).await;
+            return Err(format!("the output store refused {rel}: {e}"));
+        }
+        self.store
+            .rename(&staged, &self.child(rel))
+            .await
+            .map_err(|e| format!("writing {rel} to the output store: {e}"))?;
+        Ok(format!("{}/{rel}", self.url))
+    }
+
+    /// The names of the objects under `rel/` (relative to it).
+    pub async fn names_under(&self, rel: &str) -> Result<Vec<String>, String> {
+        use futures_util::StreamExt;
+        let folder = self.child(rel);
+        let listed: Vec<_> = self.store.list(Some(&folder)).collect().await;
+        let mut names = Vec::new();
+        for meta in listed {
+            let meta = meta.map_err(|e| format!("listing {rel}/ in the output store: {e}"))?;
+            if let Some(name) = meta.location.prefix_match(&folder) {
+                names.push(
+                    name.map(|p| p.as_ref().to_owned())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                );
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Deletes the object at `rel` (nothing if there is none).
+    pub async fn delete(&self, rel: &str) -> Result<(), String> {
+        match self.store.delete(&self.child(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(format!("deleting {rel} from the output store: {e}")),
+        }
+    }
+
     /// Deletes every object under `rel/` (nothing if there is none).
     pub async fn delete_under(&self, rel: &str) -> Result<(), String> {
         use futures_util::StreamExt;

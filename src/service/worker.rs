@@ -195,6 +195,8 @@ async fn run_job(shared: &Arc<Shared>, job: JobRow, owner: &str, stop: &mut watc
     let _ = tokio::fs::remove_dir_all(&work_dir).await;
     crate::alloc::release_free_memory();
     let secs = started.elapsed().as_secs_f64();
+    // A chunk job's outputs, for its turn at the playlist once its success is recorded.
+    let mut succeeded_chunk = Vec::new();
     let outcome = match (result, stopped) {
         (_, Some(Stopped::Shutdown)) => {
             if let Err(e) = shared.queue.release(&job.id, owner).await {
@@ -210,9 +212,13 @@ async fn run_job(shared: &Arc<Shared>, job: JobRow, owner: &str, stop: &mut watc
             return;
         }
         (None, None) => return,
-        (Some(Ok(delivered)), None) => Outcome::Succeeded {
-            outputs: serde_json::to_string(&delivered).unwrap_or_else(|_| "[]".into()),
-        },
+        (Some(Ok(delivered)), None) => {
+            let outputs = serde_json::to_string(&delivered).unwrap_or_else(|_| "[]".into());
+            if job.parent.is_some() {
+                succeeded_chunk = delivered;
+            }
+            Outcome::Succeeded { outputs }
+        }
         (Some(Err(Failure::Cancelled)), None) => return,
         (Some(Err(Failure::Final(error))), None) => Outcome::Failed { error },
         (Some(Err(Failure::FanOut(chunks))), None) => {
@@ -223,7 +229,9 @@ async fn run_job(shared: &Arc<Shared>, job: JobRow, owner: &str, stop: &mut watc
         }
         (Some(Err(Failure::Retry(error))), None) => retry_or_dead(shared, &job, error).await,
     };
-    record(shared, &job, owner, outcome, secs, stop).await;
+    if record(shared, &job, owner, outcome, secs, stop).await && !succeeded_chunk.is_empty() {
+        super::hls_chunks::chunk_recorded(shared, &job, &succeeded_chunk).await;
+    }
 }
 
 /// Runs `work` while renewing the job's lease; gives its result, or why it was stopped
@@ -280,7 +288,7 @@ where
 
 /// Stores the attempt's outcome and its notifications in one transaction, trying again
 /// while the queue cannot be reached (until shutdown: then the lease runs out and the job
-/// is done again).
+/// is done again); whether it was stored.
 async fn record(
     shared: &Shared,
     job: &JobRow,
@@ -288,7 +296,7 @@ async fn record(
     outcome: Outcome,
     secs: f64,
     stop: &mut watch::Receiver<bool>,
-) {
+) -> bool {
     let state = match &outcome {
         Outcome::Succeeded { .. } => "succeeded",
         Outcome::Retry { .. } => "retrying",
@@ -320,7 +328,7 @@ async fn record(
         secs,
         stop,
     )
-    .await;
+    .await
 }
 
 /// A chunked compose's first attempt: waiting, its chunk jobs stored with it.
@@ -346,7 +354,8 @@ async fn finish_fanned_out(
 }
 
 /// Stores an attempt's outcome with the jobs it makes (notifications, chunks) in one
-/// transaction, trying again while the queue cannot be reached (until shutdown).
+/// transaction, trying again while the queue cannot be reached (until shutdown); whether
+/// it was stored.
 #[allow(clippy::too_many_arguments)]
 async fn store_outcome(
     shared: &Shared,
@@ -357,7 +366,7 @@ async fn store_outcome(
     state: &str,
     secs: f64,
     stop: &mut watch::Receiver<bool>,
-) {
+) -> bool {
     let mut wait = Duration::from_millis(500);
     loop {
         let finished = shared
@@ -368,11 +377,11 @@ async fn store_outcome(
             Ok(true) => {
                 shared.metrics.finished(&job.kind, state, secs);
                 super::fault::crash_if("committed", &job.summary);
-                return;
+                return true;
             }
             Ok(false) => {
                 tracing::warn!("the lease ran out before the end; another worker has the job");
-                return;
+                return false;
             }
             Err(e) => {
                 tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot record the outcome yet");
@@ -382,7 +391,7 @@ async fn store_outcome(
             tracing::warn!(
                 "shutting down before the outcome was recorded; the job will be done again"
             );
-            return;
+            return false;
         }
         wait = (wait * 2).min(Duration::from_secs(10));
     }

@@ -270,6 +270,16 @@ pub fn probed_output(setup: &Setup, job: &Value) -> (String, f64) {
 /// `mosaic worker` processes on the intake's queue (its configuration at `intake`, with
 /// `workers = 0`), one slot each, each with a data folder of its own, as on separate machines.
 pub fn start_workers(setup: &Setup, intake: &Path, names: &[&str]) -> Vec<Service> {
+    start_workers_with(setup, intake, names, &[])
+}
+
+/// [`start_workers`] with `env` set for each.
+pub fn start_workers_with(
+    setup: &Setup,
+    intake: &Path,
+    names: &[&str],
+    env: &[(&str, &str)],
+) -> Vec<Service> {
     let text = std::fs::read_to_string(intake).unwrap();
     names
         .iter()
@@ -283,7 +293,7 @@ pub fn start_workers(setup: &Setup, intake: &Path, names: &[&str]) -> Vec<Servic
                 )
                 .replace("workers = 0", "workers = 1");
             std::fs::write(&config, own).unwrap();
-            Service::start("worker", &config)
+            Service::start_with("worker", &config, env)
         })
         .collect()
 }

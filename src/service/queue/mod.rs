@@ -14,7 +14,8 @@
 //! processing job per chunk (their `parent` is it) in the same transaction; the chunk jobs
 //! are claimed, retried and lost like any other, and the last of them to end makes the
 //! parent due again (to stitch, or to fail with the chunk's error). Only the parent
-//! notifies.
+//! notifies. A fanned-out HLS job's playlist is written under the parent's row lock
+//! ([`Queue::playlist_turn`]), its count of chunks listed kept with the parent.
 
 mod sql;
 
@@ -161,6 +162,12 @@ pub struct Pruned {
 /// by the queue in the same transaction).
 pub type NotifyFor<'a> = &'a (dyn Fn(&JobRow, &Outcome) -> Vec<NewJob> + Send + Sync);
 
+/// The writer of a fanned-out HLS job's playlist, run by [`Queue::playlist_turn`] with how
+/// many chunks the published playlist lists and the chunk jobs as committed; gives the new
+/// count when it wrote the playlist.
+pub type PlaylistWrite<'a> =
+    &'a (dyn Fn(i64, Vec<JobRow>) -> BoxFuture<'a, Result<Option<i64>, String>> + Send + Sync);
+
 /// The durable queue. Every lease and due time is on the database's clock.
 pub trait Queue: Send + Sync {
     /// Stores a job unless one with its key exists, spending `token` in the same
@@ -207,6 +214,15 @@ pub trait Queue: Send + Sync {
     ) -> BoxFuture<'a, QueueResult<bool>>;
     /// The processing jobs made by `parent` (a chunked compose's chunks), oldest first.
     fn children<'a>(&'a self, parent: &'a str) -> BoxFuture<'a, QueueResult<Vec<JobRow>>>;
+    /// Runs `write` holding `parent`'s row, so that one writer at a time, on any machine,
+    /// replaces the playlist of a fanned-out HLS job (a chunk that ended, or the job's last
+    /// attempt) and none writes an older one after a newer; stores the count it gives. The
+    /// inner error is `write`'s (nothing stored).
+    fn playlist_turn<'a>(
+        &'a self,
+        parent: &'a str,
+        write: PlaylistWrite<'a>,
+    ) -> BoxFuture<'a, QueueResult<Result<(), String>>>;
     /// Gives a running job back (shutdown): queued again, the attempt not counted.
     fn release<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, QueueResult<()>>;
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, QueueResult<Option<JobRow>>>;

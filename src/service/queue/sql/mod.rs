@@ -10,8 +10,11 @@ use futures_util::future::BoxFuture;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 
+use statements::{COLUMNS, MIGRATIONS, SCHEMA, Statements, statements};
+
 use super::{
-    Enqueued, JobRow, Kind, NewJob, NotifyFor, Outcome, Pruned, Queue, QueueResult, SpentToken,
+    Enqueued, JobRow, Kind, NewJob, NotifyFor, Outcome, PlaylistWrite, Pruned, Queue, QueueResult,
+    SpentToken,
 };
 
 /// The queue on sqlx: SQLite or PostgreSQL.
@@ -30,131 +33,6 @@ pub struct SqlQueue {
 /// writes queueing for the one writer, so it may take longer.
 const ACQUIRE_TIMEOUT_POSTGRES: Duration = Duration::from_secs(5);
 const ACQUIRE_TIMEOUT_SQLITE: Duration = Duration::from_secs(30);
-
-const SCHEMA: [&str; 5] = [
-    "CREATE TABLE IF NOT EXISTS jobs (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        key TEXT UNIQUE,
-        source TEXT NOT NULL,
-        summary TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        state TEXT NOT NULL,
-        attempts BIGINT NOT NULL DEFAULT 0,
-        max_attempts BIGINT NOT NULL,
-        run_at BIGINT NOT NULL,
-        deadline BIGINT,
-        lease_owner TEXT,
-        lease_until BIGINT,
-        progress DOUBLE PRECISION NOT NULL DEFAULT 0,
-        last_error TEXT,
-        outputs TEXT,
-        parent TEXT,
-        created_ms BIGINT NOT NULL,
-        started_ms BIGINT,
-        finished_ms BIGINT,
-        worker TEXT,
-        timeline TEXT,
-        lost BIGINT NOT NULL DEFAULT 0
-    )",
-    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (kind, state, run_at)",
-    "CREATE TABLE IF NOT EXISTS events (
-        id TEXT PRIMARY KEY,
-        source TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        key TEXT,
-        body TEXT NOT NULL,
-        received_ms BIGINT NOT NULL
-    )",
-    "CREATE INDEX IF NOT EXISTS events_key ON events (source, key)",
-    "CREATE TABLE IF NOT EXISTS tokens (jti TEXT PRIMARY KEY, until_ms BIGINT NOT NULL)",
-];
-
-/// Columns added since the first schema, for queues created before them.
-const MIGRATIONS: [&str; 1] = ["ALTER TABLE jobs ADD COLUMN lost BIGINT NOT NULL DEFAULT 0"];
-
-const COLUMNS: &str = "id, kind, key, source, summary, payload, state, attempts, max_attempts, \
-    lost, run_at, deadline, progress, last_error, outputs, parent, created_ms, started_ms, \
-    finished_ms, worker, lease_owner";
-
-/// The database's now in epoch milliseconds, as SQL.
-const NOW_SQLITE: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)";
-const NOW_POSTGRES: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
-
-/// A due job, or a running one whose lease ran out with attempts left: leased to $1 (for
-/// worker $4) for $2 ms. A lost lease counts as a lost attempt, named in `last_error`.
-const CLAIM: &str = "UPDATE jobs SET
-        lost = lost + CASE WHEN state = 'running' THEN 1 ELSE 0 END,
-        last_error = CASE WHEN state = 'running'
-            THEN 'the worker was lost during attempt ' || CAST(attempts AS TEXT)
-            ELSE last_error END,
-        state = 'running', lease_owner = $1, lease_until = {NOW} + $2,
-        attempts = attempts + 1, started_ms = COALESCE(started_ms, {NOW}), worker = $4
-    WHERE id = (SELECT id FROM jobs WHERE kind = $3
-        AND ((state = 'queued' AND run_at <= {NOW})
-            OR (state = 'running' AND lease_until < {NOW} AND attempts < max_attempts))
-        ORDER BY run_at, created_ms LIMIT 1 {LOCK})
-    RETURNING {COLUMNS}";
-
-/// Running jobs of a kind whose lease ran out with their attempts used up: dead.
-const REAP: &str = "UPDATE jobs SET state = 'dead', lost = lost + 1,
-        last_error = 'worker lost ' || CAST(lost + 1 AS TEXT) || ' times (after ' ||
-            CAST(attempts AS TEXT) || ' attempts; the input may crash the worker)' ||
-            COALESCE('; before: ' || last_error, ''),
-        finished_ms = {NOW}, lease_owner = NULL, lease_until = NULL, progress = 0
-    WHERE kind = $1 AND state = 'running' AND lease_until < {NOW} AND attempts >= max_attempts
-    RETURNING {COLUMNS}";
-
-/// Spends a token id unless it is spent and still within its window.
-const SPEND_TOKEN: &str = "INSERT INTO tokens (jti, until_ms) VALUES ($1, $2)
-    ON CONFLICT (jti) DO UPDATE SET until_ms = excluded.until_ms
-    WHERE tokens.until_ms < {NOW}";
-
-const INSERT_JOB: &str = "INSERT INTO jobs (id, kind, key, source, summary, payload, state,
-        max_attempts, run_at, deadline, parent, created_ms)
-    VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, {NOW} + $8, {NOW} + $9, $10, {NOW})
-    ON CONFLICT (key) DO NOTHING";
-
-/// The statements with the backend's clock and lock filled in.
-struct Statements {
-    claim: String,
-    reap: String,
-    spend_token: String,
-    insert_job: String,
-    now: &'static str,
-}
-
-impl Statements {
-    fn new(postgres: bool) -> Statements {
-        let now = if postgres { NOW_POSTGRES } else { NOW_SQLITE };
-        let fill = |sql: &str| {
-            sql.replace("{NOW}", now)
-                .replace("{COLUMNS}", COLUMNS)
-                .replace(
-                    "{LOCK}",
-                    if postgres {
-                        "FOR UPDATE SKIP LOCKED"
-                    } else {
-                        ""
-                    },
-                )
-        };
-        Statements {
-            claim: fill(CLAIM),
-            reap: fill(REAP),
-            spend_token: fill(SPEND_TOKEN),
-            insert_job: fill(INSERT_JOB),
-            now,
-        }
-    }
-}
-
-fn statements(postgres: bool) -> &'static Statements {
-    static SQLITE: std::sync::OnceLock<Statements> = std::sync::OnceLock::new();
-    static POSTGRES: std::sync::OnceLock<Statements> = std::sync::OnceLock::new();
-    let cell = if postgres { &POSTGRES } else { &SQLITE };
-    cell.get_or_init(|| Statements::new(postgres))
-}
 
 impl SqlQueue {
     /// Opens (and creates) the queue: `sqlite:<path>` or a `postgres://` URL.
@@ -467,12 +345,57 @@ impl Queue for SqlQueue {
 
     fn children<'a>(&'a self, parent: &'a str) -> BoxFuture<'a, QueueResult<Vec<JobRow>>> {
         Box::pin(async move {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM jobs WHERE parent = $1 AND kind = 'process'
-                 ORDER BY created_ms, id"
-            ));
+            let sql = sqlx::AssertSqlSafe(self.sql().children.clone());
             let rows = sqlx::query(sql).bind(parent).fetch_all(&self.pool).await?;
             rows.iter().map(row_to_job).collect()
+        })
+    }
+
+    fn playlist_turn<'a>(
+        &'a self,
+        parent: &'a str,
+        write: PlaylistWrite<'a>,
+    ) -> BoxFuture<'a, QueueResult<Result<(), String>>> {
+        Box::pin(async move {
+            let mut tx = self.writer.begin().await?;
+            // The row is locked (PostgreSQL) or the database is (SQLite) from this write
+            // until the end of the transaction.
+            let row = sqlx::query("UPDATE jobs SET listed = listed WHERE id = $1 RETURNING listed")
+                .bind(parent)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                tx.rollback().await?;
+                return Ok(Err(format!("no job {parent}")));
+            };
+            let listed: i64 = row.try_get("listed")?;
+            let sql = sqlx::AssertSqlSafe(self.sql().children.clone());
+            let chunks = sqlx::query(sql)
+                .bind(parent)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(row_to_job)
+                .collect::<QueueResult<Vec<_>>>()?;
+            match write(listed, chunks).await {
+                Ok(Some(now_listed)) => {
+                    sqlx::query("UPDATE jobs SET listed = $1 WHERE id = $2")
+                        .bind(now_listed)
+                        .bind(parent)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(Ok(()))
+                }
+                Ok(None) => {
+                    tx.rollback().await?;
+                    Ok(Ok(()))
+                }
+                Err(e) => {
+                    tx.rollback().await?;
+                    Ok(Err(e))
+                }
+            }
         })
     }
 
@@ -643,254 +566,6 @@ impl Queue for SqlQueue {
     }
 }
 
+mod statements;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::service::queue::{Kind, NewJob, Outcome, Queue};
-
-    /// A 300 ms lease on the next process job, for `owner`.
-    async fn claim(q: &SqlQueue, owner: &str) -> Option<JobRow> {
-        q.claim(Kind::Process, "test", owner, 300).await.unwrap()
-    }
-
-    fn job(key: &str, run_after_ms: i64) -> NewJob {
-        NewJob {
-            kind: Kind::Process,
-            key: Some(key.into()),
-            source: "api".into(),
-            summary: key.into(),
-            payload: "{}".into(),
-            run_after_ms,
-            max_attempts: 3,
-            deadline_after_ms: None,
-            parent: None,
-        }
-    }
-
-    fn note(parent: &JobRow) -> NewJob {
-        NewJob {
-            kind: Kind::Notify,
-            key: Some(format!("n-{}", parent.id)),
-            parent: Some(parent.id.clone()),
-            ..job("n", 0)
-        }
-    }
-
-    async fn open() -> (tempfile::TempDir, Arc<SqlQueue>) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
-        let q = SqlQueue::open(&url, 4).await.unwrap();
-        (dir, q)
-    }
-
-    fn new_id(e: Enqueued) -> String {
-        match e {
-            Enqueued::Job { id, new: true } => id,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    async fn sleep(ms: u64) {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-
-    #[tokio::test]
-    async fn leases_retries_and_idempotency_on_sqlite() {
-        let (_dir, q) = open().await;
-        let a = new_id(q.enqueue(job("k1", 0), None).await.unwrap());
-        let again = q.enqueue(job("k1", 0), None).await.unwrap();
-        assert_eq!(
-            again,
-            Enqueued::Job {
-                id: a.clone(),
-                new: false
-            }
-        );
-        let got = claim(&q, "w1").await.unwrap();
-        assert_eq!((got.id.as_str(), got.attempts), (a.as_str(), 1));
-        assert!(claim(&q, "w2").await.is_none());
-        assert!(q.heartbeat(&a, "w1", 300, 50.0).await.unwrap());
-        // w1 dies: its lease runs out and w2 takes the job over, the lost attempt counted;
-        // w1's late heartbeat and finish are void.
-        sleep(350).await;
-        let over = claim(&q, "w2").await.unwrap();
-        assert_eq!((over.attempts, over.lost), (2, 1));
-        assert!(
-            over.last_error
-                .unwrap()
-                .contains("worker was lost during attempt 1")
-        );
-        assert!(!q.heartbeat(&a, "w1", 300, 60.0).await.unwrap());
-        let done = Outcome::Succeeded {
-            outputs: "[]".into(),
-        };
-        assert!(!q.finish(&a, "w1", done.clone(), vec![]).await.unwrap());
-        let retry = Outcome::Retry {
-            error: "network".into(),
-            delay_ms: 200,
-        };
-        assert!(q.finish(&a, "w2", retry, vec![]).await.unwrap());
-        assert!(claim(&q, "w2").await.is_none(), "not due yet");
-        sleep(250).await;
-        let third = claim(&q, "w3").await.unwrap();
-        assert_eq!(third.last_error.as_deref(), Some("network"));
-        let row = q.get(&a).await.unwrap().unwrap();
-        assert!(q.finish(&a, "w3", done, vec![note(&row)]).await.unwrap());
-        let row = q.get(&a).await.unwrap().unwrap();
-        assert_eq!((row.state.as_str(), row.progress), ("succeeded", 100.0));
-        assert_eq!(
-            q.counts().await.unwrap(),
-            vec![
-                ("notify".into(), "queued".into(), 1),
-                ("process".into(), "succeeded".into(), 1)
-            ],
-            "the notification is stored with the outcome"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_job_whose_workers_are_lost_max_attempts_times_ends_dead() {
-        let (_dir, q) = open().await;
-        let a = new_id(q.enqueue(job("crash", 0), None).await.unwrap());
-        for attempt in 1..=3 {
-            let got = claim(&q, &format!("w{attempt}")).await.unwrap();
-            assert_eq!(got.attempts, attempt);
-            sleep(350).await; // the worker is lost: no heartbeat, no finish
-        }
-        assert!(
-            claim(&q, "w4").await.is_none(),
-            "attempts used up: not claimed again"
-        );
-        let notify = |job: &JobRow, outcome: &Outcome| {
-            assert!(matches!(outcome, Outcome::Dead { .. }));
-            vec![note(job)]
-        };
-        let reaped = q.reap_lost(Kind::Process, &notify).await.unwrap();
-        assert_eq!(reaped.len(), 1);
-        let row = q.get(&a).await.unwrap().unwrap();
-        assert_eq!((row.state.as_str(), row.lost), ("dead", 3));
-        let error = row.last_error.unwrap();
-        assert!(error.starts_with("worker lost 3 times"), "{error}");
-        let notes = q.list(Kind::Notify, 10).await.unwrap();
-        assert_eq!(notes.len(), 1);
-        assert!(
-            q.reap_lost(Kind::Process, &notify)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    #[tokio::test]
-    async fn tokens_are_spent_with_what_they_stored() {
-        let (_dir, q) = open().await;
-        let far = q.now_ms().await.unwrap() + 60_000;
-        let token = |jti: &str, until_ms| {
-            Some(SpentToken {
-                jti: jti.into(),
-                until_ms,
-            })
-        };
-        let a = q.enqueue(job("t1", 0), token("j1", far)).await.unwrap();
-        assert!(matches!(a, Enqueued::Job { new: true, .. }));
-        assert_eq!(
-            q.enqueue(job("t2", 0), token("j1", far)).await.unwrap(),
-            Enqueued::Replay
-        );
-        assert!(
-            q.get_by_key_for_tests("t2").await.is_none(),
-            "a replay stores nothing"
-        );
-        assert!(
-            q.record_event(
-                "liveswitch",
-                "x",
-                Some("app/rec"),
-                "{\"a\":1}",
-                token("j2", far)
-            )
-            .await
-            .unwrap()
-        );
-        assert!(
-            !q.record_event("liveswitch", "x", Some("app/rec"), "{}", token("j2", far))
-                .await
-                .unwrap()
-        );
-        assert_eq!(
-            q.events("liveswitch", "app/rec").await.unwrap(),
-            vec!["{\"a\":1}".to_string()]
-        );
-        assert!(
-            q.events("enablex", "app/rec").await.unwrap().is_empty(),
-            "events are the source's own"
-        );
-        // A token past its window may be used again (the signature check refuses it anyway).
-        let past = q.now_ms().await.unwrap() - 1;
-        assert!(
-            q.record_event("x", "x", None, "{}", token("j3", past))
-                .await
-                .unwrap()
-        );
-        assert!(
-            q.record_event("x", "x", None, "{}", token("j3", far))
-                .await
-                .unwrap()
-        );
-    }
-
-    #[tokio::test]
-    async fn prune_deletes_what_is_old_and_keeps_what_runs() {
-        let (_dir, q) = open().await;
-        let done = new_id(q.enqueue(job("done", 0), None).await.unwrap());
-        let c = claim(&q, "w").await.unwrap();
-        let outcome = Outcome::Failed {
-            error: "bad".into(),
-        };
-        assert!(q.finish(&c.id, "w", outcome, vec![]).await.unwrap());
-        let queued = new_id(q.enqueue(job("later", 60_000), None).await.unwrap());
-        q.record_event("opentok", "k", None, "{}", None)
-            .await
-            .unwrap();
-        let past = q.now_ms().await.unwrap() - 1;
-        q.record_event(
-            "x",
-            "x",
-            None,
-            "{}",
-            Some(SpentToken {
-                jti: "old".into(),
-                until_ms: past,
-            }),
-        )
-        .await
-        .unwrap();
-        sleep(20).await;
-        let pruned = q.prune(10).await.unwrap();
-        assert_eq!(
-            pruned,
-            Pruned {
-                jobs: 1,
-                events: 2,
-                tokens: 1
-            }
-        );
-        assert!(q.get(&done).await.unwrap().is_none());
-        assert!(
-            q.get(&queued).await.unwrap().is_some(),
-            "a queued job stays"
-        );
-        assert_eq!(q.prune(10).await.unwrap(), Pruned::default());
-    }
-
-    impl SqlQueue {
-        async fn get_by_key_for_tests(&self, key: &str) -> Option<String> {
-            sqlx::query("SELECT id FROM jobs WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .unwrap()
-                .map(|r| r.try_get("id").unwrap())
-        }
-    }
-}
+mod tests;
