@@ -99,30 +99,24 @@ pub(super) async fn run_chunk(
         Ok(s) => s,
         Err(e) => {
             // Not listed by any playlist: nobody could play them.
-            for d in delivery.delivered() {
-                if let Some(name) = d.url.rsplit('/').next() {
-                    let _ = shared.output.delete(&format!("{stem}/{name}")).await;
-                }
-            }
+            delivery.remove_segments().await;
             return Err(e);
         }
     };
-    let delivered = delivery.delivered();
     let placed = segments
-        .iter()
+        .into_iter()
         .map(|s| {
-            let d = delivered
-                .iter()
-                .find(|d| d.url.ends_with(&format!("/{}", s.name)))
+            let d = delivery
+                .segment(&s.name)
                 .ok_or_else(|| Failure::Retry(format!("segment {} was not delivered", s.name)))?;
             Ok(Delivered {
                 duration_ms: ((s.end_ns - s.start_ns) / 1_000_000) as i64,
                 segment: Some(SegmentPlace {
-                    name: s.name.clone(),
+                    name: s.name,
                     start_ns: s.start_ns,
                     end_ns: s.end_ns,
                 }),
-                ..d.clone()
+                ..d
             })
         })
         .collect::<Result<Vec<_>, Failure>>()?;
@@ -150,7 +144,8 @@ pub(super) async fn chunk_recorded(shared: &Shared, job: &JobRow, delivered: &[D
 }
 
 /// The job's last attempt (every chunk ended): the playlist ended and the output
-/// delivered, or the job failed with a chunk's error and its output removed.
+/// delivered, or the job failed with a chunk's error (its caller removes the output when
+/// that ends the job).
 pub(super) async fn finish(
     shared: &Shared,
     job: &JobRow,
@@ -161,7 +156,6 @@ pub(super) async fn finish(
         .into_iter()
         .find(|(_, c)| c.state != "succeeded")
     {
-        remove(shared, &stem).await;
         return Err(Failure::Final(format!(
             "chunk {index} ended {}: {}",
             c.state,

@@ -25,8 +25,8 @@ pub struct HlsDelivery {
     staging: String,
     /// The job's summary and attempt (for the tests' fault points).
     summary: String,
-    /// The segments delivered, in order, and the playlist's last state.
-    segments: Mutex<Vec<Delivered>>,
+    /// The segments delivered (by name), in order, and the playlist's last state.
+    segments: Mutex<Vec<(String, Delivered)>>,
     playlist: Mutex<Option<(String, String)>>,
 }
 
@@ -100,13 +100,47 @@ impl HlsDelivery {
         self.segments
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Delivered {
-                url,
-                bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
-                duration_ms: 0,
-                segment: None,
-            });
+            .push((
+                name,
+                Delivered {
+                    url,
+                    bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+                    duration_ms: 0,
+                    segment: None,
+                },
+            ));
         Ok(())
+    }
+
+    /// The segment delivered as `name`, if it was.
+    pub fn segment(&self, name: &str) -> Option<Delivered> {
+        self.segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.clone())
+    }
+
+    /// Removes the segments delivered (a chunk's attempt failed: no playlist lists them).
+    pub async fn remove_segments(&self) {
+        let names: Vec<String> = self
+            .segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            if let Err(e) = self
+                .shared
+                .output
+                .delete(&format!("{}/{name}", self.stem))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot remove a failed chunk's segment");
+            }
+        }
     }
 
     /// What was delivered: the playlist first (with the whole duration), then the segments.
@@ -116,11 +150,13 @@ impl HlsDelivery {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let segments = self
+        let segments: Vec<Delivered> = self
             .segments
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect();
         playlist
             .map(|(url, text)| Delivered {
                 url,
